@@ -1,0 +1,125 @@
+//! The command line: `serve` (default), `migrate`, `account create`, `demo`. Every command reads
+//! the same configuration as the server.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+use crate::startup::{Application, connect_storage};
+use crate::telemetry;
+use crate::time::{Clock, SystemClock};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Self-hostable call tracking")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the snippet and the telephony webhooks (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Start a throwaway service on SQLite with a demo account, property and pools.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Apply pending migrations before serving (the default on SQLite).
+    #[arg(long)]
+    migrate: bool,
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account and print its first API key (shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print `{"id","name","api_key"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(settings, args).await,
+        Command::Migrate => migrate(settings).await,
+        Command::Account {
+            command: AccountCommand::Create { name, json },
+        } => create_account(settings, &name, json).await,
+        Command::Demo(args) => crate::demo::run(settings, args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "switchboard failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    settings.migrate_on_start |= args.migrate;
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let storage = connect_storage(&settings).await?;
+    let pending = storage.pending_migrations().await?;
+    storage.migrate().await?;
+    println!(
+        "{}: {pending} migration(s) applied, schema up to date",
+        settings.database_url_redacted()
+    );
+    Ok(())
+}
+
+async fn create_account(settings: Settings, name: &str, json: bool) -> anyhow::Result<()> {
+    let name = crate::domain::required_text("name", name, 200)?;
+    let storage = connect_storage(&settings).await?;
+    if settings.migrate_on_start {
+        storage.migrate().await?;
+    }
+    let created = storage.create_account(&name, SystemClock.now_ms()).await?;
+    let key = created.api_key.expose_secret();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"id": created.account.id, "name": created.account.name, "api_key": key})
+        );
+    } else {
+        println!("Account created.");
+        println!("  id:      {}", created.account.id);
+        println!("  name:    {}", created.account.name);
+        println!("  API key: {key}");
+        println!(
+            "The API key is shown this once; only its hash is stored. Keep it somewhere safe."
+        );
+    }
+    storage.close().await;
+    Ok(())
+}

@@ -1,0 +1,421 @@
+//! Configuration: defaults, then an optional `switchboard.toml`, then environment variables.
+//!
+//! Every setting has a `SWITCHBOARD_*` variable named after its key (`bind` is `SWITCHBOARD_BIND`);
+//! `DATABASE_URL`, `REDIS_URL` and `TWILIO_AUTH_TOKEN` are also accepted without the prefix, as
+//! platforms set them. Secrets are held in `SecretString`, whose `Debug` prints `[REDACTED]`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use crate::storage::{Backend, redact_url};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const CONFIG_FILE: &str = "switchboard.toml";
+
+/// The raw settings as read, before cross-field checks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    bind: String,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    public_url: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    database_url: String,
+    #[serde(default)]
+    database_max_connections: u32,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    redis_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    geoip_db: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    trusted_proxies: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    twilio_auth_token: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    log_format: String,
+    #[serde(default)]
+    migrate_on_start: Option<bool>,
+    max_body_bytes: usize,
+    shutdown_timeout_secs: u64,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND.to_owned(),
+            public_url: None,
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_max_connections: 10,
+            redis_url: None,
+            geoip_db: None,
+            trusted_proxies: Vec::new(),
+            twilio_auth_token: None,
+            log_format: "text".to_owned(),
+            migrate_on_start: None,
+            max_body_bytes: 64 * 1024,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Checked settings. `Debug` is safe to log: secrets are redacted.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    /// The URL the world reaches the service at (Twilio signs requests against it).
+    pub public_url: Url,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub redis_url: Option<SecretString>,
+    pub geoip_db: Option<PathBuf>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub twilio_auth_token: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// Apply migrations at start. Default: yes on SQLite, no on PostgreSQL (run `switchboard migrate`).
+    pub migrate_on_start: bool,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {variable} ({key}): {message}")]
+    Invalid {
+        variable: String,
+        key: String,
+        message: String,
+    },
+    #[error("configuration: {0}")]
+    Read(String),
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        variable: format!("SWITCHBOARD_{}", key.to_ascii_uppercase()),
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Reads `switchboard.toml` (or the file named by `SWITCHBOARD_CONFIG`) and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var("SWITCHBOARD_CONFIG").unwrap_or_else(|_| CONFIG_FILE.to_owned());
+        Self::from_figment(
+            Figment::from(Serialized::defaults(RawSettings::default()))
+                .merge(Toml::file(file))
+                .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN"]))
+                .merge(Env::prefixed("SWITCHBOARD_").ignore(&["CONFIG", "LOG"])),
+        )
+    }
+
+    /// Settings from explicit key/value pairs over the defaults (tests, the demo).
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        for (k, v) in pairs {
+            // Parsed as the environment would be (`true` is a bool, `8` a number).
+            let value: figment::value::Value = v.parse().expect("figment values always parse");
+            figment = figment.merge(Serialized::default(k, value));
+        }
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            if key.is_empty() {
+                ConfigError::Read(e.to_string())
+            } else {
+                invalid(&key, e.kind.to_string())
+            }
+        })?;
+        raw.check()
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::from_url(self.database_url.expose_secret()).unwrap_or(Backend::Sqlite)
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(self.database_url.expose_secret())
+    }
+}
+
+impl RawSettings {
+    fn check(self) -> Result<Settings, ConfigError> {
+        let bind: SocketAddr = self.bind.trim().parse().map_err(|_| {
+            invalid(
+                "bind",
+                format!(
+                    "`{}` is not an address:port such as 127.0.0.1:8080",
+                    self.bind
+                ),
+            )
+        })?;
+
+        let database_url = self.database_url.trim().to_owned();
+        let backend = Backend::from_url(&database_url).ok_or_else(|| ConfigError::Invalid {
+            variable: "DATABASE_URL".into(),
+            key: "database_url".into(),
+            message: format!(
+                "`{}` must start with sqlite:// or postgres://",
+                redact_url(&database_url)
+            ),
+        })?;
+
+        let public_url = match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => {
+                if self.twilio_auth_token.is_some() {
+                    return Err(invalid(
+                        "public_url",
+                        "is required when TWILIO_AUTH_TOKEN is set: Twilio signs the public URL it \
+                         calls, so the service must know it exactly",
+                    ));
+                }
+                Url::parse(&format!("http://{bind}/")).expect("socket address forms a URL")
+            }
+            Some(s) => {
+                let url = Url::parse(s).map_err(|e| {
+                    invalid("public_url", format!("`{s}` is not an absolute URL ({e})"))
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(invalid(
+                        "public_url",
+                        format!("`{s}` must be an http(s) URL"),
+                    ));
+                }
+                if url.query().is_some() || url.fragment().is_some() {
+                    return Err(invalid(
+                        "public_url",
+                        "must not carry a query or a fragment",
+                    ));
+                }
+                url
+            }
+        };
+
+        let redis_url = match self.redis_url.map(|s| s.trim().to_owned()) {
+            Some(s) if s.is_empty() => None,
+            Some(s) => {
+                if !(s.starts_with("redis://")
+                    || s.starts_with("rediss://")
+                    || s.starts_with("redis+unix://"))
+                {
+                    return Err(ConfigError::Invalid {
+                        variable: "REDIS_URL".into(),
+                        key: "redis_url".into(),
+                        message: format!(
+                            "`{}` must start with redis:// or rediss://",
+                            redact_url(&s)
+                        ),
+                    });
+                }
+                Some(SecretString::from(s))
+            }
+            None => None,
+        };
+
+        let mut trusted_proxies = Vec::new();
+        for entry in self
+            .trusted_proxies
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
+            let net = entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "trusted_proxies",
+                        format!("`{entry}` is not an IP address or CIDR such as 10.0.0.0/8"),
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
+
+        let log_format = match self.log_format.trim().to_ascii_lowercase().as_str() {
+            "text" | "" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("`{other}` is not text or json"),
+                ));
+            }
+        };
+
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        let database_max_connections = match self.database_max_connections {
+            0 => return Err(invalid("database_max_connections", "must be at least 1")),
+            n => n,
+        };
+
+        let twilio_auth_token = self
+            .twilio_auth_token
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from);
+
+        Ok(Settings {
+            bind,
+            public_url,
+            database_url: SecretString::from(database_url),
+            database_max_connections,
+            redis_url,
+            geoip_db: self
+                .geoip_db
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            trusted_proxies,
+            twilio_auth_token,
+            log_format,
+            migrate_on_start: self.migrate_on_start.unwrap_or(backend == Backend::Sqlite),
+            max_body_bytes: self.max_body_bytes,
+            shutdown_timeout_secs: self.shutdown_timeout_secs,
+        })
+    }
+}
+
+/// Environment values arrive typed by figment's guess (`12345` becomes a number); text settings
+/// take them back as text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient {
+    S(String),
+    I(i64),
+    U(u64),
+    F(f64),
+    B(bool),
+}
+
+impl Lenient {
+    fn into_string(self) -> String {
+        match self {
+            Lenient::S(s) => s,
+            Lenient::I(i) => i.to_string(),
+            Lenient::U(u) => u.to_string(),
+            Lenient::F(f) => f.to_string(),
+            Lenient::B(b) => b.to_string(),
+        }
+    }
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Lenient::deserialize(d).map(Lenient::into_string)
+}
+
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Lenient>::deserialize(d)?.map(Lenient::into_string))
+}
+
+/// `a,b,c` from the environment, or a list from the TOML file.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::from_pairs([]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.backend(), Backend::Sqlite);
+        assert!(s.migrate_on_start);
+        assert!(s.redis_url.is_none());
+        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases = [
+            ("bind", "nonsense", "SWITCHBOARD_BIND"),
+            ("public_url", "ftp://x", "SWITCHBOARD_PUBLIC_URL"),
+            (
+                "trusted_proxies",
+                "10.0.0.0/8,bogus",
+                "SWITCHBOARD_TRUSTED_PROXIES",
+            ),
+            ("database_url", "mysql://x", "DATABASE_URL"),
+            ("redis_url", "http://x", "REDIS_URL"),
+            ("log_format", "xml", "SWITCHBOARD_LOG_FORMAT"),
+        ];
+        for (key, value, variable) in cases {
+            let err = Settings::from_pairs([(key, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(variable), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn twilio_token_requires_public_url() {
+        let err = Settings::from_pairs([("twilio_auth_token", "abc")]).unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_PUBLIC_URL"), "{err}");
+        let ok = Settings::from_pairs([
+            ("twilio_auth_token", "abc"),
+            ("public_url", "https://calls.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(ok.public_url.as_str(), "https://calls.example.com/");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = Settings::from_pairs([
+            ("database_url", "postgres://app:hunter2@db/sb"),
+            ("redis_url", "redis://:redispass@cache:6379"),
+            ("twilio_auth_token", "tok_secret_123"),
+            ("public_url", "https://x.example"),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        for secret in ["hunter2", "redispass", "tok_secret_123"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(!s.database_url_redacted().contains("hunter2"));
+        assert!(
+            !s.migrate_on_start,
+            "postgres migrates with `switchboard migrate`"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_accept_cidrs_and_addresses() {
+        let s = Settings::from_pairs([("trusted_proxies", "10.0.0.0/8, 192.168.1.7,::1")]).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 3);
+    }
+}

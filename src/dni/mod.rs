@@ -1,0 +1,3 @@
+//! Dynamic number insertion: which number a visitor sees.
+
+pub mod lease_store;

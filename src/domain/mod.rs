@@ -1,0 +1,46 @@
+//! Domain types that parse, not validate: once a value has one of these types it is known good.
+
+mod api_key;
+mod money;
+mod phone;
+mod pool;
+mod property;
+
+pub use api_key::{IssuedApiKey, generate_public_key, hash_api_key, looks_like_api_key};
+pub use money::{from_micros, to_micros};
+pub use phone::PhoneNumber;
+pub use pool::{ExhaustionPolicy, NewPool, PoolKind, PoolMatch};
+pub use pool::{PoolInput, parse_cost, parse_numbers};
+pub use property::{Domain, NewProperty, PropertyInput};
+
+/// A rejected input, naming the field so the API can say exactly what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Trims a required text field and enforces a length limit.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}

@@ -1,0 +1,164 @@
+use std::fmt;
+
+use chrono_tz::Tz;
+use iso_currency::Currency;
+
+use super::{FieldError, PhoneNumber, required_text};
+
+/// A web site host a property's snippet may run on. Subdomains of it are allowed too.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn parse(field: &str, input: &str) -> Result<Self, FieldError> {
+        let lowered = input.trim().trim_end_matches('.').to_ascii_lowercase();
+        if lowered.is_empty() {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        if lowered.contains(['/', ':', '@', '?', '#']) && !lowered.starts_with('[') {
+            return Err(FieldError::new(
+                field,
+                format!("`{input}` must be a bare host name such as example.com, not a URL"),
+            ));
+        }
+        match url::Host::parse(&lowered) {
+            Ok(url::Host::Domain(d)) if d.contains('.') || d == "localhost" => {
+                Ok(Self(d.trim_start_matches("www.").to_owned()))
+            }
+            Ok(url::Host::Ipv4(ip)) => Ok(Self(ip.to_string())),
+            Ok(url::Host::Ipv6(ip)) => Ok(Self(format!("[{ip}]"))),
+            _ => Err(FieldError::new(
+                field,
+                format!("`{input}` is not a host name such as example.com"),
+            )),
+        }
+    }
+
+    pub fn from_trusted(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when `host` is this domain or one of its subdomains (`www.`, `shop.`, ...).
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        host == self.0
+            || host
+                .strip_suffix(self.0.as_str())
+                .is_some_and(|prefix| prefix.ends_with('.'))
+    }
+}
+
+impl fmt::Debug for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Domain({})", self.0)
+    }
+}
+
+/// A web site whose calls are tracked: its domains, the number it publishes, and where calls go.
+#[derive(Debug, Clone)]
+pub struct NewProperty {
+    pub name: String,
+    pub domains: Vec<Domain>,
+    pub default_number: PhoneNumber,
+    pub forward_to: PhoneNumber,
+    pub timezone: Tz,
+    pub currency: Currency,
+}
+
+/// The raw fields of a property, as a client sends them.
+pub struct PropertyInput<'a> {
+    pub name: &'a str,
+    pub domains: &'a [String],
+    pub default_number: &'a str,
+    pub forward_to: Option<&'a str>,
+    pub timezone: Option<&'a str>,
+    pub currency: Option<&'a str>,
+}
+
+impl NewProperty {
+    pub fn parse(input: PropertyInput<'_>) -> Result<Self, FieldError> {
+        let name = required_text("name", input.name, 200)?;
+        if input.domains.is_empty() {
+            return Err(FieldError::new(
+                "domains",
+                "must list at least one domain the snippet runs on",
+            ));
+        }
+        if input.domains.len() > 100 {
+            return Err(FieldError::new("domains", "must list at most 100 domains"));
+        }
+        let mut domains: Vec<Domain> = Vec::with_capacity(input.domains.len());
+        for (i, d) in input.domains.iter().enumerate() {
+            let domain = Domain::parse(&format!("domains[{i}]"), d)?;
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+        let default_number = PhoneNumber::parse("default_number", input.default_number)?;
+        // Calls go to the published number unless told otherwise: that is where they went before.
+        let forward_to = match input.forward_to {
+            Some(n) => PhoneNumber::parse("forward_to", n)?,
+            None => default_number.clone(),
+        };
+        let timezone = match input.timezone {
+            None => Tz::UTC,
+            Some(tz) => tz.trim().parse::<Tz>().map_err(|_| {
+                FieldError::new(
+                    "timezone",
+                    format!("`{tz}` is not an IANA time zone such as America/New_York"),
+                )
+            })?,
+        };
+        let currency = match input.currency {
+            None => Currency::USD,
+            Some(c) => Currency::from_code(&c.trim().to_ascii_uppercase()).ok_or_else(|| {
+                FieldError::new(
+                    "currency",
+                    format!("`{c}` is not an ISO 4217 currency code such as USD"),
+                )
+            })?,
+        };
+        Ok(Self {
+            name,
+            domains,
+            default_number,
+            forward_to,
+            timezone,
+            currency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_lowercased_and_cover_subdomains() {
+        let d = Domain::parse("d", "WWW.Example.com").unwrap();
+        assert_eq!(d.as_str(), "example.com");
+        assert!(d.covers("example.com"));
+        assert!(d.covers("shop.example.com"));
+        assert!(!d.covers("badexample.com"));
+        assert!(!d.covers("example.com.evil.io"));
+    }
+
+    #[test]
+    fn urls_and_junk_are_not_domains() {
+        for bad in [
+            "https://example.com",
+            "example.com/path",
+            "",
+            "exa mple.com",
+            "com",
+        ] {
+            assert!(Domain::parse("domains[0]", bad).is_err(), "{bad}");
+        }
+        assert!(Domain::parse("d", "localhost").is_ok());
+        assert!(Domain::parse("d", "127.0.0.1").is_ok());
+    }
+}

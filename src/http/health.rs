@@ -1,0 +1,119 @@
+//! `/health` reports each component; `/health/ping` says only that the process answers.
+//!
+//! `/health` answers 200 even when a component is down: calls still route from memory when the
+//! database or Redis is out, so a load balancer must not pull every instance because of them.
+//! Use `/health/ping` for liveness and read `status` (`ok` / `degraded`) for alerting.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::geo::GeoStatus;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when every configured component works, else `degraded`.
+    pub status: &'static str,
+    pub version: &'static str,
+    pub components: Components,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Components {
+    pub database: Component,
+    pub lease_store: Component,
+    pub geo: Component,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Component {
+    /// `ok`, `error`, or `disabled` (not configured).
+    pub status: &'static str,
+    pub backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+async fn timed<E: std::fmt::Display>(
+    backend: &str,
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> Component {
+    let start = Instant::now();
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, check).await;
+    let latency_ms = Some((start.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0);
+    let (status, message) = match outcome {
+        Ok(Ok(())) => ("ok", None),
+        Ok(Err(e)) => ("error", Some(e.to_string())),
+        Err(_) => ("error", Some(format!("no answer within {CHECK_TIMEOUT:?}"))),
+    };
+    Component {
+        status,
+        backend: backend.to_owned(),
+        latency_ms,
+        message,
+    }
+}
+
+#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let (database, lease_store) = tokio::join!(
+        timed(state.storage.backend().as_str(), async {
+            state.storage.ping().await.map_err(|e| {
+                // The database error's own text can include host names; keep it short.
+                format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                )
+            })
+        }),
+        timed(state.leases.backend_name(), state.leases.ping()),
+    );
+    let geo = match state.geo.status() {
+        GeoStatus::Disabled => Component {
+            status: "disabled",
+            backend: "maxmind".into(),
+            latency_ms: None,
+            message: Some("SWITCHBOARD_GEOIP_DB is not set; visitor cities are unknown".into()),
+        },
+        GeoStatus::Ready { database_type } => Component {
+            status: "ok",
+            backend: database_type.clone(),
+            latency_ms: None,
+            message: None,
+        },
+        GeoStatus::Broken { reason } => Component {
+            status: "error",
+            backend: "maxmind".into(),
+            latency_ms: None,
+            message: Some(reason.clone()),
+        },
+    };
+    let all_ok = [&database, &lease_store, &geo]
+        .iter()
+        .all(|c| c.status != "error");
+    HttpResponse::Ok().json(Health {
+        status: if all_ok { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        components: Components {
+            database,
+            lease_store,
+            geo,
+        },
+    })
+}
+
+#[utoipa::path(tag = "operations", responses((status = 200, description = "pong")))]
+#[get("/health/ping")]
+pub async fn ping() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("pong")
+}

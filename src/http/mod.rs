@@ -1,0 +1,61 @@
+//! The HTTP surface: routes, extractors, and the error shape.
+
+pub mod auth;
+pub mod error;
+mod health;
+pub mod json;
+mod metrics;
+pub mod openapi;
+mod pools;
+mod properties;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+pub use metrics::Metrics;
+
+use crate::config::Settings;
+use crate::dni::lease_store::LeaseStore;
+use crate::geo::Geo;
+use crate::storage::Storage;
+use crate::time::SharedClock;
+use error::ApiError;
+
+/// Everything a handler may use. Cheap to clone (all shared).
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub storage: Storage,
+    pub leases: Arc<LeaseStore>,
+    pub geo: Arc<Geo>,
+    pub clock: SharedClock,
+    pub metrics: Metrics,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::health)
+        .service(health::ping)
+        .service(metrics::metrics)
+        .service(openapi::openapi_json)
+        .service(properties::create_property)
+        .service(properties::list_properties)
+        .service(properties::get_property)
+        .service(pools::create_pool)
+        .service(pools::list_pools)
+        .service(pools::get_pool)
+        .service(pools::list_numbers)
+        .service(pools::add_numbers)
+        .service(pools::retire_number);
+}
+
+pub use metrics::track as track_metrics;
+
+/// Unknown paths answer in the API's error shape too.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /openapi.json",
+    ))
+}

@@ -1,0 +1,46 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use actix_web::{HttpResponse, get};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{error, health, metrics, pools, properties};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard", description = "Call tracking: dynamic number insertion and call attribution."),
+    paths(
+        properties::create_property,
+        properties::list_properties,
+        properties::get_property,
+        pools::create_pool,
+        pools::list_pools,
+        pools::get_pool,
+        pools::list_numbers,
+        pools::add_numbers,
+        pools::retire_number,
+        health::health,
+        health::ping,
+        metrics::metrics,
+    ),
+    components(schemas(error::ErrorBody)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[get("/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

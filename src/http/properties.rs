@@ -1,0 +1,115 @@
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::AuthedAccount;
+use super::error::{ApiError, ErrorBody};
+use super::json::ApiJson;
+use crate::domain::{NewProperty, PropertyInput};
+use crate::storage::{Property, StorageError};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePropertyRequest {
+    pub name: String,
+    /// Hosts the snippet runs on; subdomains are included.
+    pub domains: Vec<String>,
+    /// The number the site publishes today (E.164).
+    pub default_number: String,
+    /// Where calls are forwarded (E.164). Defaults to `default_number`.
+    #[serde(default)]
+    pub forward_to: Option<String>,
+    /// IANA time zone for reports. Defaults to UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// ISO 4217 currency. Defaults to USD.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PropertyList {
+    pub properties: Vec<Property>,
+}
+
+#[utoipa::path(
+    tag = "properties",
+    request_body = CreatePropertyRequest,
+    responses(
+        (status = 201, description = "Created", body = Property),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/properties")]
+pub async fn create_property(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    ApiJson(body): ApiJson<CreatePropertyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = NewProperty::parse(PropertyInput {
+        name: &body.name,
+        domains: &body.domains,
+        default_number: &body.default_number,
+        forward_to: body.forward_to.as_deref(),
+        timezone: body.timezone.as_deref(),
+        currency: body.currency.as_deref(),
+    })?;
+    let property = state
+        .storage
+        .create_property(account.id(), &new, state.clock.now_ms())
+        .await?;
+    tracing::info!(property_id = %property.id, account_id = %account.id(), "property created");
+    Ok(HttpResponse::Created().json(property))
+}
+
+#[utoipa::path(
+    tag = "properties",
+    responses(
+        (status = 200, body = PropertyList),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/properties")]
+pub async fn list_properties(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let properties = state.storage.list_properties(account.id()).await?;
+    Ok(HttpResponse::Ok().json(PropertyList { properties }))
+}
+
+#[utoipa::path(
+    tag = "properties",
+    params(("id" = String, Path, description = "Property id")),
+    responses(
+        (status = 200, body = Property),
+        (status = 404, description = "No such property in this account", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/properties/{id}")]
+pub async fn get_property(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let property = state
+        .storage
+        .property(account.id(), &id)
+        .await
+        .map_err(not_found("property"))?;
+    Ok(HttpResponse::Ok().json(property))
+}
+
+/// Names the missing object in a 404, keeping every other error as it is.
+pub(super) fn not_found(what: &'static str) -> impl Fn(StorageError) -> ApiError {
+    move |e| match e {
+        StorageError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}

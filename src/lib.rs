@@ -1,0 +1,16 @@
+//! Switchboard: self-hostable call tracking (dynamic number insertion and call attribution).
+//!
+//! The binary is a thin shell over [`cli::run`]; everything else lives here so tests can build
+//! the real application with [`startup::Application`].
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod dni;
+pub mod domain;
+pub mod geo;
+pub mod http;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;
+pub mod time;

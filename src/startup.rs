@@ -1,0 +1,152 @@
+//! Building and running the service: `Application::build(settings)` wires every seam and binds
+//! the listener (port 0 in tests), `run_until_stopped` serves until SIGINT/SIGTERM and then
+//! finishes the requests in flight.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpMessage, HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::Settings;
+use crate::dni::lease_store::LeaseStore;
+use crate::geo::Geo;
+use crate::http::json::BodyLimit;
+use crate::http::{self, AppState, Metrics};
+use crate::storage::{PoolSettings, Storage};
+use crate::time::{SharedClock, SystemClock};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with an injected clock (tests and the simulator drive time themselves).
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let storage = connect_storage(&settings).await?;
+        if settings.migrate_on_start {
+            storage.migrate().await.context("applying migrations")?;
+        } else {
+            let pending = storage.pending_migrations().await?;
+            anyhow::ensure!(
+                pending == 0,
+                "the database schema is {pending} migration(s) behind: run `switchboard migrate` \
+                 (or start with SWITCHBOARD_MIGRATE_ON_START=true)"
+            );
+        }
+        let leases = match &settings.redis_url {
+            Some(url) => LeaseStore::redis(url).context("REDIS_URL")?,
+            None => LeaseStore::in_process(),
+        };
+        let geo = match &settings.geoip_db {
+            Some(path) => Geo::open(path),
+            None => Geo::disabled(),
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding SWITCHBOARD_BIND={}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(
+            bind = %listener.local_addr()?,
+            public_url = %settings.public_url,
+            database = %settings.database_url_redacted(),
+            lease_store = leases.backend_name(),
+            geo = ?geo.status(),
+            "switchboard starting"
+        );
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings),
+            storage,
+            leases: Arc::new(leases),
+            geo: Arc::new(geo),
+            clock,
+            metrics: Metrics::new(),
+        });
+        let server = serve(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the server gracefully (as SIGTERM would).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        // In-flight requests are done; release the database cleanly.
+        self.state.storage.close().await;
+        tracing::info!("switchboard stopped");
+        result
+    }
+}
+
+pub async fn connect_storage(settings: &Settings) -> anyhow::Result<Storage> {
+    Storage::connect(
+        settings.database_url.expose_secret(),
+        &PoolSettings {
+            max_connections: settings.database_max_connections,
+            ..PoolSettings::default()
+        },
+    )
+    .await
+    .with_context(|| format!("connecting to {}", settings.database_url_redacted()))
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let body_limit = web::Data::new(BodyLimit(state.settings.max_body_bytes));
+    let shutdown = state.settings.shutdown_timeout_secs;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(body_limit.clone())
+            .configure(http::routes)
+            .default_service(web::to(http::not_found))
+            .wrap(from_fn(http::track_metrics))
+            .wrap(from_fn(request_id_header))
+            .wrap(TracingLogger::default())
+    })
+    .listen(listener)?
+    .shutdown_timeout(shutdown)
+    .client_request_timeout(Duration::from_secs(10))
+    .run();
+    Ok(server)
+}
+
+/// Echoes the request id that `TracingLogger` put on the request's span, so a client can quote it.
+async fn request_id_header(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().copied();
+    let mut res = next.call(req).await?;
+    if let Some(id) = id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}

@@ -1,0 +1,96 @@
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Row;
+
+use super::{Account, CreatedAccount, Storage, StorageResult, new_id};
+use crate::domain::{IssuedApiKey, hash_api_key};
+use crate::time::{Millis, to_datetime};
+
+impl Storage {
+    /// Creates an account and its first API key, in one transaction.
+    pub async fn create_account(&self, name: &str, now: Millis) -> StorageResult<CreatedAccount> {
+        let id = new_id();
+        let key = IssuedApiKey::generate();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_api_key(&mut tx, &id, &key, now).await?;
+        tx.commit().await?;
+        Ok(CreatedAccount {
+            account: Account {
+                id,
+                name: name.to_owned(),
+                created_at: to_datetime(now),
+            },
+            api_key: key.plaintext,
+        })
+    }
+
+    /// Issues another API key for an account (rotation: issue, deploy, then revoke the old one).
+    pub async fn issue_api_key(
+        &self,
+        account_id: &str,
+        now: Millis,
+    ) -> StorageResult<SecretString> {
+        let key = IssuedApiKey::generate();
+        let mut tx = self.pool.begin().await?;
+        insert_api_key(&mut tx, account_id, &key, now).await?;
+        tx.commit().await?;
+        Ok(key.plaintext)
+    }
+
+    /// The account a presented API key belongs to, if the key is known and not revoked.
+    pub async fn account_for_api_key(&self, key: &SecretString) -> StorageResult<Option<Account>> {
+        let hash = hash_api_key(key.expose_secret());
+        let row = sqlx::query(
+            "SELECT a.id, a.name, a.created_at FROM api_keys k JOIN accounts a ON a.id = k.account_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Account {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: to_datetime(r.try_get("created_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// The stored hashes of an account's keys (for tests and audits: never the keys themselves).
+    pub async fn api_key_hashes(&self, account_id: &str) -> StorageResult<Vec<String>> {
+        let rows = sqlx::query("SELECT key_hash FROM api_keys WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("key_hash"))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+async fn insert_api_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    account_id: &str,
+    key: &IssuedApiKey,
+    now: Millis,
+) -> StorageResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, account_id, key_hash, key_prefix, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(new_id())
+    .bind(account_id)
+    .bind(&key.hash)
+    .bind(&key.display_prefix)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

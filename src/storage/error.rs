@@ -1,0 +1,28 @@
+/// What can go wrong behind the storage seam, in the domain's words.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    /// A live tracking number may belong to one pool only, across all accounts.
+    #[error("{0} is already a tracking number")]
+    NumberTaken(String),
+    /// A `source` pool shows one static number; it cannot hold a second live one.
+    #[error("a source pool has exactly one live number")]
+    SourcePoolFull,
+    #[error("the database URL must start with sqlite: or postgres://")]
+    UnsupportedUrl,
+    #[error("could not create the database folder")]
+    CreateDir(#[source] std::io::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StorageError {
+    pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+}

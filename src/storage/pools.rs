@@ -1,0 +1,255 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Pool, Storage, StorageError, StorageResult, TrackingNumber, new_id};
+use crate::domain::{
+    ExhaustionPolicy, NewPool, PhoneNumber, PoolKind, PoolMatch, from_micros, to_micros,
+};
+use crate::time::{Millis, to_datetime};
+
+const POOL_COLUMNS: &str = "id, account_id, property_id, name, kind, match_channel, match_source, \
+     match_medium, match_campaign, lease_minutes, exhaustion, overflow_number, created_at";
+
+impl Storage {
+    /// Creates a pool with its numbers in one transaction: if any number is taken, nothing is written.
+    pub async fn create_pool(
+        &self,
+        account_id: &str,
+        property_id: &str,
+        new: &NewPool,
+        now: Millis,
+    ) -> StorageResult<Pool> {
+        let mut tx = self.pool.begin().await?;
+        // The property must be this account's; checked inside the transaction that uses it.
+        sqlx::query("SELECT id FROM properties WHERE id = $1 AND account_id = $2")
+            .bind(property_id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO pools (id, account_id, property_id, name, kind, match_channel, \
+             match_source, match_medium, match_campaign, lease_minutes, exhaustion, \
+             overflow_number, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(property_id)
+        .bind(&new.name)
+        .bind(new.kind.as_str())
+        .bind(new.matcher.channel.as_deref())
+        .bind(new.matcher.source.as_deref())
+        .bind(new.matcher.medium.as_deref())
+        .bind(new.matcher.campaign.as_deref())
+        .bind(new.lease_minutes)
+        .bind(new.exhaustion.as_str())
+        .bind(new.overflow_number.as_ref().map(|n| n.to_string()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let numbers = insert_numbers(
+            &mut tx,
+            account_id,
+            &id,
+            &new.numbers,
+            new.monthly_cost,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Pool {
+            id,
+            property_id: property_id.to_owned(),
+            account_id: account_id.to_owned(),
+            name: new.name.clone(),
+            kind: new.kind,
+            matcher: new.matcher.clone(),
+            lease_minutes: new.lease_minutes,
+            exhaustion: new.exhaustion,
+            overflow_number: new.overflow_number.as_ref().map(|n| n.to_string()),
+            numbers,
+            created_at: to_datetime(now),
+        })
+    }
+
+    pub async fn list_pools(
+        &self,
+        account_id: &str,
+        property_id: &str,
+    ) -> StorageResult<Vec<Pool>> {
+        // NotFound for a property that is not this account's, rather than an empty list.
+        self.property(account_id, property_id).await?;
+        let sql = format!(
+            "SELECT {POOL_COLUMNS} FROM pools WHERE property_id = $1 AND account_id = $2 \
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut pools = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut pool = pool_from_row(row)?;
+            pool.numbers = self.numbers_of_pool(&pool.id).await?;
+            pools.push(pool);
+        }
+        Ok(pools)
+    }
+
+    pub async fn pool(&self, account_id: &str, pool_id: &str) -> StorageResult<Pool> {
+        let sql = format!("SELECT {POOL_COLUMNS} FROM pools WHERE id = $1 AND account_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pool_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        let mut pool = pool_from_row(&row)?;
+        pool.numbers = self.numbers_of_pool(&pool.id).await?;
+        Ok(pool)
+    }
+
+    /// Adds numbers to a pool, all or none.
+    pub async fn add_numbers(
+        &self,
+        account_id: &str,
+        pool_id: &str,
+        numbers: &[PhoneNumber],
+        monthly_cost: Option<f64>,
+        now: Millis,
+    ) -> StorageResult<Vec<TrackingNumber>> {
+        let mut tx = self.pool.begin().await?;
+        let kind: String = sqlx::query("SELECT kind FROM pools WHERE id = $1 AND account_id = $2")
+            .bind(pool_id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StorageError::NotFound)?
+            .try_get("kind")?;
+        if PoolKind::from_db(&kind) == PoolKind::Source {
+            let live: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM tracking_numbers WHERE pool_id = $1 AND retired_at IS NULL",
+            )
+            .bind(pool_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if live + numbers.len() as i64 > 1 {
+                return Err(StorageError::SourcePoolFull);
+            }
+        }
+        let added =
+            insert_numbers(&mut tx, account_id, pool_id, numbers, monthly_cost, now).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Retires a live number from a pool. Its history stays; it takes no new sessions.
+    pub async fn retire_number(
+        &self,
+        account_id: &str,
+        pool_id: &str,
+        number: &PhoneNumber,
+        now: Millis,
+    ) -> StorageResult<TrackingNumber> {
+        let row = sqlx::query(
+            "UPDATE tracking_numbers SET retired_at = $1 \
+             WHERE pool_id = $2 AND account_id = $3 AND e164 = $4 AND retired_at IS NULL \
+             RETURNING e164, monthly_cost_micros, added_at, retired_at",
+        )
+        .bind(now)
+        .bind(pool_id)
+        .bind(account_id)
+        .bind(number.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        number_from_row(&row)
+    }
+
+    async fn numbers_of_pool(&self, pool_id: &str) -> StorageResult<Vec<TrackingNumber>> {
+        let rows = sqlx::query(
+            "SELECT e164, monthly_cost_micros, added_at, retired_at FROM tracking_numbers \
+             WHERE pool_id = $1 ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, added_at, e164",
+        )
+        .bind(pool_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(number_from_row).collect()
+    }
+}
+
+async fn insert_numbers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    account_id: &str,
+    pool_id: &str,
+    numbers: &[PhoneNumber],
+    monthly_cost: Option<f64>,
+    now: Millis,
+) -> StorageResult<Vec<TrackingNumber>> {
+    let mut added = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        let result = sqlx::query(
+            "INSERT INTO tracking_numbers (id, account_id, pool_id, e164, monthly_cost_micros, added_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(new_id())
+        .bind(account_id)
+        .bind(pool_id)
+        .bind(number.as_str())
+        .bind(monthly_cost.map(to_micros))
+        .bind(now)
+        .execute(&mut **tx)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if StorageError::is_unique_violation(&e) => {
+                return Err(StorageError::NumberTaken(number.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        added.push(TrackingNumber {
+            number: number.to_string(),
+            monthly_cost,
+            added_at: to_datetime(now),
+            retired_at: None,
+        });
+    }
+    Ok(added)
+}
+
+fn pool_from_row(r: &AnyRow) -> StorageResult<Pool> {
+    Ok(Pool {
+        id: r.try_get("id")?,
+        property_id: r.try_get("property_id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        kind: PoolKind::from_db(r.try_get("kind")?),
+        matcher: PoolMatch {
+            channel: r.try_get("match_channel")?,
+            source: r.try_get("match_source")?,
+            medium: r.try_get("match_medium")?,
+            campaign: r.try_get("match_campaign")?,
+        },
+        lease_minutes: r.try_get("lease_minutes")?,
+        exhaustion: ExhaustionPolicy::from_db(r.try_get("exhaustion")?),
+        overflow_number: r.try_get("overflow_number")?,
+        numbers: Vec::new(),
+        created_at: to_datetime(r.try_get("created_at")?),
+    })
+}
+
+fn number_from_row(r: &AnyRow) -> StorageResult<TrackingNumber> {
+    let retired_at: Option<i64> = r.try_get("retired_at")?;
+    Ok(TrackingNumber {
+        number: r.try_get("e164")?,
+        monthly_cost: r
+            .try_get::<Option<i64>, _>("monthly_cost_micros")?
+            .map(from_micros),
+        added_at: to_datetime(r.try_get("added_at")?),
+        retired_at: retired_at.map(to_datetime),
+    })
+}

@@ -1,0 +1,101 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Property, Storage, StorageError, StorageResult, new_id};
+use crate::domain::{NewProperty, generate_public_key};
+use crate::time::{Millis, to_datetime};
+
+const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
+     forward_to, timezone, currency, created_at";
+
+impl Storage {
+    pub async fn create_property(
+        &self,
+        account_id: &str,
+        new: &NewProperty,
+        now: Millis,
+    ) -> StorageResult<Property> {
+        let property = Property {
+            id: new_id(),
+            account_id: account_id.to_owned(),
+            name: new.name.clone(),
+            public_key: generate_public_key(),
+            domains: new.domains.iter().map(|d| d.as_str().to_owned()).collect(),
+            default_number: new.default_number.to_string(),
+            forward_to: new.forward_to.to_string(),
+            timezone: new.timezone.name().to_owned(),
+            currency: new.currency.code().to_owned(),
+            created_at: to_datetime(now),
+        };
+        sqlx::query(
+            "INSERT INTO properties (id, account_id, name, public_key, domains, default_number, \
+             forward_to, timezone, currency, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&property.id)
+        .bind(account_id)
+        .bind(&property.name)
+        .bind(&property.public_key)
+        .bind(serde_json::to_string(&property.domains).expect("strings serialise"))
+        .bind(&property.default_number)
+        .bind(&property.forward_to)
+        .bind(&property.timezone)
+        .bind(&property.currency)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(property)
+    }
+
+    pub async fn list_properties(&self, account_id: &str) -> StorageResult<Vec<Property>> {
+        let sql = format!(
+            "SELECT {PROPERTY_COLUMNS} FROM properties WHERE account_id = $1 ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(property_from_row).collect()
+    }
+
+    /// A property of this account; another account's property is `NotFound`, as if it did not exist.
+    pub async fn property(&self, account_id: &str, property_id: &str) -> StorageResult<Property> {
+        let sql =
+            format!("SELECT {PROPERTY_COLUMNS} FROM properties WHERE id = $1 AND account_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        property_from_row(&row)
+    }
+
+    /// The property a snippet names by its public key (no account scope: the key is the scope).
+    pub async fn property_by_public_key(&self, public_key: &str) -> StorageResult<Property> {
+        let sql = format!("SELECT {PROPERTY_COLUMNS} FROM properties WHERE public_key = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(public_key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        property_from_row(&row)
+    }
+}
+
+fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
+    let domains: String = r.try_get("domains")?;
+    Ok(Property {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        public_key: r.try_get("public_key")?,
+        domains: serde_json::from_str(&domains)
+            .map_err(|e| StorageError::Corrupt(format!("properties.domains: {e}")))?,
+        default_number: r.try_get("default_number")?,
+        forward_to: r.try_get("forward_to")?,
+        timezone: r.try_get("timezone")?,
+        currency: r.try_get("currency")?,
+        created_at: to_datetime(r.try_get("created_at")?),
+    })
+}

@@ -1,0 +1,306 @@
+//! The binary as an operator runs it: configuration errors, `account create`, `migrate`,
+//! `serve` with graceful shutdown, `demo`, and secrets kept out of logs.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::Value;
+use switchboard::storage::Storage;
+
+use crate::helpers::{Backend, test_db};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// The binary with a clean environment (no developer settings leak in), run in `dir`.
+fn switchboard(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().current_dir(dir).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary runs")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_up(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = reqwest::Client::new();
+    while Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/health/ping"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not come up on port {port}");
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no graceful stop within 15 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_setting_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("SWITCHBOARD_BIND", "not-an-address", "SWITCHBOARD_BIND"),
+        (
+            "SWITCHBOARD_TRUSTED_PROXIES",
+            "10.0.0.0/8,nope",
+            "SWITCHBOARD_TRUSTED_PROXIES",
+        ),
+        ("DATABASE_URL", "mysql://u:pw@h/db", "DATABASE_URL"),
+        (
+            "TWILIO_AUTH_TOKEN",
+            "token-without-public-url",
+            "SWITCHBOARD_PUBLIC_URL",
+        ),
+    ];
+    for (var, value, named) in cases {
+        let out = run(switchboard(dir.path(), &[(var, value)]).arg("migrate"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(named), "{var}: {stderr}");
+        assert!(!stderr.contains(":pw@"), "passwords are redacted: {stderr}");
+    }
+    // A TOML file is read too, and the environment wins over it.
+    std::fs::write(dir.path().join("switchboard.toml"), "bind = \"also bad\"\n").unwrap();
+    let out = run(switchboard(dir.path(), &[]).arg("migrate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHBOARD_BIND"));
+    let out = run(switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")]).arg("migrate"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn account_create_prints_a_key_once_and_stores_only_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    // The embedded default: no configuration at all; SQLite appears under ./data.
+    let out =
+        run(switchboard(dir.path(), &[]).args(["account", "create", "--name", "Acme", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["name"], "Acme");
+    let key = printed["api_key"].as_str().unwrap().to_owned();
+    let db = dir.path().join("data/switchboard.db");
+    assert!(db.exists(), "created on first start");
+
+    let storage = Storage::connect(&format!("sqlite://{}", db.display()), &Default::default())
+        .await
+        .unwrap();
+    let account = storage
+        .account_for_api_key(&SecretString::from(key.clone()))
+        .await
+        .unwrap()
+        .expect("the printed key authenticates");
+    assert_eq!(account.id, printed["id"]);
+    let hashes = storage.api_key_hashes(&account.id).await.unwrap();
+    assert!(!hashes[0].contains(&key));
+    let raw = std::fs::read(&db).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&raw).contains(&key),
+        "the key itself is nowhere in the database file"
+    );
+    storage.close().await;
+
+    let out = run(switchboard(dir.path(), &[]).args(["account", "create", "--name", "Beta"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("API key: sb_key_") && text.contains("shown this once"),
+        "{text}"
+    );
+    let out = run(switchboard(dir.path(), &[]).args(["account", "create", "--name", "  "]));
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn postgres_is_migrated_by_the_migrate_command_then_served_and_stopped_gracefully() {
+    let Some(db) = test_db(Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("SWITCHBOARD_BIND", bind.as_str()),
+    ];
+
+    let out = run(&mut switchboard(dir.path(), &env));
+    assert!(!out.status.success(), "an unmigrated PostgreSQL is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("switchboard migrate"));
+
+    let out = run(switchboard(dir.path(), &env).arg("migrate"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 migration(s) applied"));
+
+    let mut child = switchboard(dir.path(), &env)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_up(port, &mut child).await;
+    let health: Value = reqwest::get(format!("http://{bind}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["components"]["database"]["backend"], "postgres");
+    let status = terminate(&mut child);
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    // PostgreSQL in CI trusts local connections, so a password in the URL is accepted and unused;
+    // without it, SQLite carries no password and Redis's URL carries one instead.
+    let pg = test_db(Backend::Postgres).await;
+    let db_url = match &pg {
+        Some(db) => db.url.replacen("://", "://postgres:db-pass-7731@", 1),
+        None => format!("sqlite://{}/sb.db", dir.path().display()),
+    };
+    let env = [
+        ("DATABASE_URL", db_url.as_str()),
+        ("SWITCHBOARD_MIGRATE_ON_START", "true"),
+        ("SWITCHBOARD_BIND", bind.as_str()),
+        ("SWITCHBOARD_PUBLIC_URL", "https://calls.example.com"),
+        ("REDIS_URL", "redis://:redis-pass-5512@127.0.0.1:1"),
+        ("TWILIO_AUTH_TOKEN", "twilio-token-9926"),
+        ("SWITCHBOARD_LOG_FORMAT", "json"),
+        ("SWITCHBOARD_LOG", "debug"),
+    ];
+    let out =
+        run(switchboard(dir.path(), &env).args(["account", "create", "--name", "A", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account_log = String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let mut child = switchboard(dir.path(), &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_up(port, &mut child).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{bind}");
+    let res = client
+        .get(format!("{base}/v1/properties"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let _ = client.get(format!("{base}/health")).send().await.unwrap();
+    let _ = client
+        .get(format!("{base}/v1/properties"))
+        .bearer_auth("sb_key_wrong-key-that-is-still-secret-0000000000")
+        .send()
+        .await
+        .unwrap();
+    terminate(&mut child);
+    let output = child.wait_with_output().unwrap();
+    let serve_log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(serve_log.contains("switchboard starting"), "{serve_log}");
+    for line in serve_log.lines().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<Value>(line).expect("JSON log lines");
+    }
+    for secret in [
+        "db-pass-7731",
+        "redis-pass-5512",
+        "twilio-token-9926",
+        key.as_str(),
+        "wrong-key-that-is-still-secret",
+    ] {
+        assert!(
+            !serve_log.contains(secret),
+            "{secret} leaked into: {serve_log}"
+        );
+        assert!(
+            !account_log.contains(secret),
+            "{secret} leaked into: {account_log}"
+        );
+    }
+}
+
+#[test]
+fn demo_sets_up_a_property_and_pools_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])
+            .args(["demo", "--no-serve"]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("API key:     sb_key_"), "{stdout}");
+    assert!(stdout.contains("Google Ads"), "{stdout}");
+    assert!(stdout.contains("8 numbers"), "{stdout}");
+    // Run twice: the demo database is recreated, so numbers never collide.
+    let again = run(
+        switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])
+            .args(["demo", "--no-serve"]),
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

@@ -1,0 +1,13 @@
+//! One integration-test binary: the real application on port 0, against a fresh SQLite file and
+//! a fresh PostgreSQL database per test. PostgreSQL tests run when `TEST_DATABASE_URL` is set
+//! (CI always sets it) and say they skipped otherwise.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod health;
+mod pools;
+mod properties;
+mod storage_story;
+mod tenancy;

@@ -1,0 +1,302 @@
+//! The storage story: every method of the storage seam, run against SQLite and PostgreSQL.
+
+use secrecy::{ExposeSecret, SecretString};
+use switchboard::domain::{
+    ExhaustionPolicy, NewPool, NewProperty, PhoneNumber, PoolInput, PoolKind, PoolMatch,
+    PropertyInput,
+};
+use switchboard::storage::{Storage, StorageError};
+
+use crate::helpers::{Backend, TestDb, test_db};
+
+fn property() -> NewProperty {
+    NewProperty::parse(PropertyInput {
+        name: "Acme",
+        domains: &["acme.example".to_owned()],
+        default_number: "+14155550100",
+        forward_to: None,
+        timezone: Some("Europe/London"),
+        currency: Some("GBP"),
+    })
+    .unwrap()
+}
+
+fn pool(kind: PoolKind, numbers: &[&str]) -> NewPool {
+    let numbers: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+    NewPool::parse(PoolInput {
+        name: "Pool",
+        kind,
+        matcher: Some(PoolMatch {
+            channel: Some("Paid Search".into()),
+            ..PoolMatch::default()
+        }),
+        lease_minutes: Some(20),
+        exhaustion: Some(ExhaustionPolicy::Default),
+        overflow_number: None,
+        numbers: &numbers,
+        monthly_cost: Some(1.5),
+    })
+    .unwrap()
+}
+
+fn number(n: &str) -> PhoneNumber {
+    PhoneNumber::parse("n", n).unwrap()
+}
+
+async fn storage_for(db: &TestDb) -> Storage {
+    let storage = Storage::connect(&db.url, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.pending_migrations().await.unwrap(),
+        1,
+        "fresh database"
+    );
+    storage.migrate().await.unwrap();
+    storage.migrate().await.unwrap();
+    assert_eq!(
+        storage.pending_migrations().await.unwrap(),
+        0,
+        "migrate is idempotent"
+    );
+    storage
+}
+
+async fn story(db: TestDb) {
+    let s = storage_for(&db).await;
+    s.ping().await.unwrap();
+    let t0 = 1_780_000_000_000;
+
+    // Accounts and keys: the key works, its hash is what is stored, a wrong key finds nothing.
+    let a = s.create_account("A", t0).await.unwrap();
+    let b = s.create_account("B", t0).await.unwrap();
+    let found = s.account_for_api_key(&a.api_key).await.unwrap().unwrap();
+    assert_eq!(found.id, a.account.id);
+    assert_eq!(found.created_at.timestamp_millis(), t0);
+    let hashes = s.api_key_hashes(&a.account.id).await.unwrap();
+    assert_eq!(hashes.len(), 1);
+    assert_ne!(hashes[0], a.api_key.expose_secret().to_owned());
+    assert!(!hashes[0].contains(a.api_key.expose_secret()));
+    assert!(
+        s.account_for_api_key(&SecretString::from("sb_key_unknown"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let second_key = s.issue_api_key(&a.account.id, t0 + 1).await.unwrap();
+    assert_eq!(
+        s.account_for_api_key(&second_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        a.account.id
+    );
+
+    // Properties are scoped by account.
+    let p = s
+        .create_property(&a.account.id, &property(), t0)
+        .await
+        .unwrap();
+    assert_eq!(p.timezone, "Europe/London");
+    assert_eq!(p.currency, "GBP");
+    assert_eq!(p.forward_to, "+14155550100");
+    let p2 = s
+        .create_property(&a.account.id, &property(), t0 + 5)
+        .await
+        .unwrap();
+    let listed = s.list_properties(&a.account.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|p| &p.id).collect::<Vec<_>>(),
+        [&p.id, &p2.id]
+    );
+    assert!(s.list_properties(&b.account.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.property(&a.account.id, &p.id).await.unwrap().domains,
+        ["acme.example"]
+    );
+    assert!(matches!(
+        s.property(&b.account.id, &p.id).await,
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(
+        s.property_by_public_key(&p.public_key).await.unwrap().id,
+        p.id
+    );
+    assert!(matches!(
+        s.property_by_public_key("pk_nope").await,
+        Err(StorageError::NotFound)
+    ));
+
+    // Pools with numbers, atomic on conflict.
+    let session = s
+        .create_pool(
+            &a.account.id,
+            &p.id,
+            &pool(PoolKind::Session, &["+14155550110", "+14155550111"]),
+            t0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(session.numbers.len(), 2);
+    assert_eq!(session.matcher.channel.as_deref(), Some("paid search"));
+    assert!(matches!(
+        s.create_pool(&b.account.id, &p.id, &pool(PoolKind::Session, &[]), t0)
+            .await,
+        Err(StorageError::NotFound)
+    ));
+    let taken = s
+        .create_pool(
+            &a.account.id,
+            &p2.id,
+            &pool(PoolKind::Session, &["+14155550199", "+14155550111"]),
+            t0,
+        )
+        .await;
+    assert!(
+        matches!(taken, Err(StorageError::NumberTaken(ref n)) if n == "+14155550111"),
+        "{taken:?}"
+    );
+    assert!(
+        s.list_pools(&a.account.id, &p2.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "rolled back"
+    );
+
+    let fetched = s.pool(&a.account.id, &session.id).await.unwrap();
+    assert_eq!(fetched.lease_minutes, 20);
+    assert_eq!(fetched.exhaustion, ExhaustionPolicy::Default);
+    assert_eq!(fetched.numbers[0].monthly_cost, Some(1.5));
+    assert!(matches!(
+        s.pool(&b.account.id, &session.id).await,
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(s.list_pools(&a.account.id, &p.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        s.list_pools(&b.account.id, &p.id).await,
+        Err(StorageError::NotFound)
+    ));
+
+    // Numbers: add (all or none), retire, re-add elsewhere after retirement.
+    let added = s
+        .add_numbers(
+            &a.account.id,
+            &session.id,
+            &[number("+14155550112")],
+            None,
+            t0 + 10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(added[0].monthly_cost, None);
+    let conflict = s
+        .add_numbers(
+            &a.account.id,
+            &session.id,
+            &[number("+14155550113"), number("+14155550110")],
+            None,
+            t0,
+        )
+        .await;
+    assert!(matches!(conflict, Err(StorageError::NumberTaken(_))));
+    assert_eq!(
+        s.pool(&a.account.id, &session.id)
+            .await
+            .unwrap()
+            .numbers
+            .len(),
+        3
+    );
+    assert!(matches!(
+        s.add_numbers(
+            &b.account.id,
+            &session.id,
+            &[number("+14155550114")],
+            None,
+            t0
+        )
+        .await,
+        Err(StorageError::NotFound)
+    ));
+    assert!(matches!(
+        s.retire_number(&b.account.id, &session.id, &number("+14155550110"), t0)
+            .await,
+        Err(StorageError::NotFound)
+    ));
+    let retired = s
+        .retire_number(&a.account.id, &session.id, &number("+14155550110"), t0 + 20)
+        .await
+        .unwrap();
+    assert_eq!(retired.retired_at.unwrap().timestamp_millis(), t0 + 20);
+    let after = s.pool(&a.account.id, &session.id).await.unwrap();
+    assert_eq!(after.numbers.last().unwrap().number, "+14155550110");
+    let moved = s
+        .create_pool(
+            &b.account.id,
+            &{
+                let bp = s
+                    .create_property(&b.account.id, &property(), t0)
+                    .await
+                    .unwrap();
+                bp.id
+            },
+            &pool(PoolKind::Session, &["+14155550110"]),
+            t0 + 30,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.numbers[0].number, "+14155550110");
+
+    // A source pool holds one live number.
+    let source = s
+        .create_pool(
+            &a.account.id,
+            &p.id,
+            &pool(PoolKind::Source, &["+14155550120"]),
+            t0,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_numbers(
+            &a.account.id,
+            &source.id,
+            &[number("+14155550121")],
+            None,
+            t0
+        )
+        .await,
+        Err(StorageError::SourcePoolFull)
+    ));
+
+    s.close().await;
+}
+
+#[tokio::test]
+async fn storage_story_sqlite() {
+    story(test_db(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn storage_story_postgres() {
+    if let Some(db) = test_db(Backend::Postgres).await {
+        story(db).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_uses_wal_and_creates_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/deeper/sb.db", dir.path().display());
+    let s = Storage::connect(&url, &Default::default()).await.unwrap();
+    s.migrate().await.unwrap();
+    s.create_account("A", 0).await.unwrap();
+    assert!(dir.path().join("deeper/sb.db").exists());
+    assert!(
+        dir.path().join("deeper/sb.db-wal").exists(),
+        "journal_mode=WAL"
+    );
+    s.close().await;
+}
