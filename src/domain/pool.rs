@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{FieldError, PhoneNumber, required_text};
+use crate::dni::classify::Channel;
 
 /// How a pool hands out numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -85,8 +86,23 @@ impl PoolMatch {
                 other => Ok(other),
             }
         }
+        let channel = match norm("match.channel", self.channel)? {
+            None => None,
+            Some(c) => Some(
+                Channel::parse(&c)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+                        FieldError::new(
+                            "match.channel",
+                            format!("`{c}` is not a channel; use one of: {}", names.join(", ")),
+                        )
+                    })?
+                    .as_str()
+                    .to_lowercase(),
+            ),
+        };
         Ok(Self {
-            channel: norm("match.channel", self.channel)?,
+            channel,
             source: norm("match.source", self.source)?,
             medium: norm("match.medium", self.medium)?,
             campaign: norm("match.campaign", self.campaign)?,

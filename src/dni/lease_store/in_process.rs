@@ -1,0 +1,275 @@
+//! The lease store in this process's memory: the embedded default. A line-for-line port of
+//! `touch.lua` and `sync.lua` over ordered sets, so both stores agree to the tie-break (equal
+//! scores order by number, as Redis orders equal-score members).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::{
+    BucketSnapshot, BucketStatus, Lease, LeaseResult, Mode, Touch, TouchOutcome, Touched,
+    format_state, parse_state,
+};
+use crate::time::Millis;
+
+/// A sorted set with Redis's ordering: by score, then by member.
+#[derive(Default)]
+struct ZSet {
+    ordered: BTreeSet<(Millis, String)>,
+    scores: HashMap<String, Millis>,
+}
+
+impl ZSet {
+    fn add(&mut self, member: &str, score: Millis) {
+        self.remove(member);
+        self.ordered.insert((score, member.to_owned()));
+        self.scores.insert(member.to_owned(), score);
+    }
+
+    fn remove(&mut self, member: &str) -> bool {
+        match self.scores.remove(member) {
+            Some(old) => {
+                self.ordered.remove(&(old, member.to_owned()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn score(&self, member: &str) -> Option<Millis> {
+        self.scores.get(member).copied()
+    }
+
+    fn first(&self) -> Option<String> {
+        self.ordered.first().map(|(_, m)| m.clone())
+    }
+
+    /// Members with score <= max, in order.
+    fn up_to(&self, max: Millis) -> Vec<(String, Millis)> {
+        self.ordered
+            .iter()
+            .take_while(|(s, _)| *s <= max)
+            .map(|(s, m)| (m.clone(), *s))
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.ordered.len()
+    }
+}
+
+#[derive(Default)]
+struct Bucket {
+    synced: bool,
+    state: HashMap<String, String>,
+    meta: HashMap<String, String>,
+    free: ZSet,
+    busy: ZSet,
+    holders: HashMap<String, Vec<String>>,
+    numbers: HashSet<String>,
+    exhaustions: u64,
+    peak: u64,
+    seen: ZSet,
+}
+
+#[derive(Default)]
+pub struct InProcessStore {
+    buckets: RwLock<HashMap<String, Arc<Mutex<Bucket>>>>,
+}
+
+impl InProcessStore {
+    fn bucket(&self, id: &str) -> Arc<Mutex<Bucket>> {
+        if let Some(b) = self.buckets.read().expect("lock").get(id) {
+            return b.clone();
+        }
+        self.buckets
+            .write()
+            .expect("lock")
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub fn touch(&self, t: &Touch<'_>) -> TouchOutcome {
+        let bucket = self.bucket(t.bucket);
+        let mut b = bucket.lock().expect("lock");
+        if t.mode != Mode::Static && !b.synced {
+            return TouchOutcome::NeedsSync;
+        }
+        let (meta, raw) = match (b.state.get(t.session_id), &t.new_session) {
+            (Some(raw), _) => (
+                b.meta.get(t.session_id).cloned().unwrap_or_default(),
+                raw.clone(),
+            ),
+            (None, Some(new)) => {
+                b.meta.insert(t.session_id.to_owned(), new.meta.to_owned());
+                let raw = match &new.previous {
+                    Some(p) => {
+                        format_state(p.number, p.started_at, p.ends_at, p.shared, new.page_views)
+                    }
+                    None => format_state("", 0, 0, false, new.page_views),
+                };
+                (new.meta.to_owned(), raw)
+            }
+            (None, None) => return TouchOutcome::Missing,
+        };
+        let (mut n, mut s, mut e, mut sh, pv) =
+            parse_state(&raw).unwrap_or((String::new(), 0, 0, false, 0));
+        let pv = pv + 1;
+        let now = t.now;
+
+        let mut lease = LeaseResult::Static;
+        if t.mode != Mode::Static {
+            for (num, ended_at) in b.busy.up_to(now) {
+                b.busy.remove(&num);
+                b.holders.remove(&num);
+                if b.numbers.contains(&num) {
+                    b.free.add(&num, ended_at);
+                }
+            }
+            let mut fresh = false;
+            let mut shared_with = Vec::new();
+            let mut exhausted = false;
+            let mut held = false;
+            if !n.is_empty() && e > now && b.busy.score(&n).is_some() && b.numbers.contains(&n) {
+                held = true;
+            } else if !n.is_empty() && b.free.score(&n).is_some() {
+                b.free.remove(&n);
+                (held, fresh, s, sh) = (true, true, now, false);
+            }
+            if !held {
+                if let Some(pick) = b.free.first() {
+                    b.free.remove(&pick);
+                    (n, s, sh, fresh) = (pick, now, false, true);
+                } else {
+                    b.exhaustions += 1;
+                    exhausted = true;
+                    let victim = match t.mode {
+                        Mode::Share => b.busy.first(),
+                        _ => None,
+                    };
+                    match victim {
+                        Some(v) => {
+                            shared_with = b.holders.get(&v).cloned().unwrap_or_default();
+                            for other in &shared_with {
+                                if let Some(ost) = b.state.get(other)
+                                    && let Some((on, os, oe, _, opv)) = parse_state(ost)
+                                {
+                                    let updated = format_state(&on, os, oe, true, opv);
+                                    b.state.insert(other.clone(), updated);
+                                }
+                            }
+                            (n, s, sh, fresh) = (v, now, true, true);
+                        }
+                        None => {
+                            (n, s, e, sh) = (String::new(), 0, 0, false);
+                            lease = LeaseResult::Exhausted;
+                        }
+                    }
+                }
+            }
+            if !n.is_empty() {
+                e = now + t.lease_ms;
+                if b.busy.score(&n).is_none_or(|cur| cur < e) {
+                    b.busy.add(&n, e);
+                }
+                let holders = b.holders.entry(n.clone()).or_default();
+                if !holders.iter().any(|h| h == t.session_id) {
+                    holders.push(t.session_id.to_owned());
+                }
+                let busy = b.busy.len() as u64;
+                b.peak = b.peak.max(busy);
+                lease = LeaseResult::Held(Lease {
+                    number: n.clone(),
+                    started_at: s,
+                    ends_at: e,
+                    shared: sh,
+                    fresh,
+                    shared_with,
+                    exhausted,
+                });
+            }
+        }
+
+        b.state
+            .insert(t.session_id.to_owned(), format_state(&n, s, e, sh, pv));
+        b.seen.add(t.session_id, now);
+        let forget: Vec<String> = b
+            .seen
+            .up_to(now - t.retention_ms)
+            .into_iter()
+            .take(16)
+            .map(|(sid, _)| sid)
+            .collect();
+        for sid in forget {
+            b.state.remove(&sid);
+            b.meta.remove(&sid);
+            b.seen.remove(&sid);
+        }
+        TouchOutcome::Touched(Touched {
+            meta,
+            page_views: pv,
+            lease,
+        })
+    }
+
+    pub fn sync(&self, bucket: &str, snapshot: &BucketSnapshot) {
+        let bucket = self.bucket(bucket);
+        let mut b = bucket.lock().expect("lock");
+        let live: HashSet<&str> = snapshot.numbers.iter().map(|(n, _)| n.as_str()).collect();
+        let gone: Vec<String> = b
+            .numbers
+            .iter()
+            .filter(|n| !live.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for n in gone {
+            b.numbers.remove(&n);
+            b.free.remove(&n);
+        }
+        for l in &snapshot.leases {
+            if b.busy.score(&l.number).is_none_or(|cur| cur < l.ends_at) {
+                b.busy.add(&l.number, l.ends_at);
+            }
+            b.free.remove(&l.number);
+            let holders = b.holders.entry(l.number.clone()).or_default();
+            if !holders.contains(&l.session_id) {
+                holders.push(l.session_id.clone());
+            }
+        }
+        for (n, idle_since) in &snapshot.numbers {
+            b.numbers.insert(n.clone());
+            if b.busy.score(n).is_none() && b.free.score(n).is_none() {
+                b.free.add(n, *idle_since);
+            }
+        }
+        b.synced = true;
+    }
+
+    pub fn status(&self, bucket: &str, now: Millis) -> BucketStatus {
+        let bucket = self.bucket(bucket);
+        let b = bucket.lock().expect("lock");
+        BucketStatus {
+            numbers: b.numbers.len() as u64,
+            busy: b.busy.ordered.iter().filter(|(end, _)| *end > now).count() as u64,
+            exhaustions: b.exhaustions,
+            peak: b.peak,
+        }
+    }
+
+    pub fn holders(&self, bucket: &str, number: &str, now: Millis) -> Vec<String> {
+        let bucket = self.bucket(bucket);
+        let b = bucket.lock().expect("lock");
+        let mut running: Vec<(Millis, String)> = b
+            .holders
+            .get(number)
+            .into_iter()
+            .flatten()
+            .filter_map(|sid| {
+                let (n, _, end, _, _) = parse_state(b.state.get(sid)?)?;
+                (n == number && end > now).then(|| (end, sid.clone()))
+            })
+            .collect();
+        running.sort_by(|a, b| b.cmp(a));
+        running.into_iter().map(|(_, sid)| sid).collect()
+    }
+}

@@ -1,0 +1,266 @@
+//! The lease-store seam: which number each live session holds. In-process for the embedded
+//! default, Redis when several instances share the load. Both implement one semantics (the
+//! one written out in `touch.lua`), and one test suite runs against each.
+//!
+//! State is kept per *bucket*: a session pool (whose numbers are leased), or a property (for
+//! sessions that need no lease). A session id names its bucket, so a returning page view is one
+//! atomic step on one bucket: in Redis, one script call, whose keys share the bucket's hash tag
+//! and therefore one Redis Cluster slot.
+
+mod in_process;
+mod redis_store;
+
+use secrecy::SecretString;
+
+use crate::time::Millis;
+
+pub use in_process::InProcessStore;
+pub use redis_store::RedisStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseStoreError {
+    #[error("redis is unavailable")]
+    Unavailable(#[source] redis::RedisError),
+    #[error("the lease store answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// How a bucket hands out numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Lease numbers; when none is free, share the one idle longest.
+    Share,
+    /// Lease numbers; when none is free, report exhaustion (the caller shows an overflow or
+    /// default number).
+    Exclusive,
+    /// No leases: the session is only remembered.
+    Static,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Share => "share",
+            Mode::Exclusive => "exclusive",
+            Mode::Static => "static",
+        }
+    }
+}
+
+/// One page view of one session.
+#[derive(Debug, Clone)]
+pub struct Touch<'a> {
+    pub bucket: &'a str,
+    pub session_id: &'a str,
+    pub mode: Mode,
+    pub lease_ms: Millis,
+    pub now: Millis,
+    /// For a session the store does not know yet: what to remember about it.
+    pub new_session: Option<NewSession<'a>>,
+    /// How long an idle session is remembered (at least twice the lease).
+    pub retention_ms: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// Opaque to the store; handed back on every later touch.
+    pub meta: &'a str,
+    /// A lease the session held before the store forgot it (restored from the ledger).
+    pub previous: Option<PreviousLease<'a>>,
+    pub page_views: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreviousLease<'a> {
+    pub number: &'a str,
+    pub started_at: Millis,
+    pub ends_at: Millis,
+    pub shared: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TouchOutcome {
+    /// The bucket's numbers are not loaded: sync it, then touch again.
+    NeedsSync,
+    /// A returning session the store does not know (forgotten, or never existed).
+    Missing,
+    Touched(Touched),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub meta: String,
+    pub page_views: i64,
+    pub lease: LeaseResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseResult {
+    /// The bucket leases nothing.
+    Static,
+    /// No number was free (and the mode does not share).
+    Exhausted,
+    Held(Lease),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub number: String,
+    pub started_at: Millis,
+    pub ends_at: Millis,
+    pub shared: bool,
+    /// True when this touch started the lease (false: a renewal).
+    pub fresh: bool,
+    /// When this touch made the number shared: the sessions that held it already.
+    pub shared_with: Vec<String>,
+    /// True when the pool had no free number (the lease is a shared one).
+    pub exhausted: bool,
+}
+
+/// What loading a bucket from the database needs.
+#[derive(Debug, Clone, Default)]
+pub struct BucketSnapshot {
+    /// Live numbers, each with the time it was last released (0: never used).
+    pub numbers: Vec<(String, Millis)>,
+    /// Leases still running.
+    pub leases: Vec<SnapshotLease>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotLease {
+    pub session_id: String,
+    pub number: String,
+    pub started_at: Millis,
+    pub ends_at: Millis,
+    pub shared: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketStatus {
+    pub numbers: u64,
+    /// Numbers leased right now.
+    pub busy: u64,
+    pub exhaustions: u64,
+    /// Most numbers leased at once since the bucket was loaded.
+    pub peak: u64,
+}
+
+pub struct LeaseStore {
+    backend: Backend,
+}
+
+enum Backend {
+    InProcess(InProcessStore),
+    Redis(Box<RedisStore>),
+}
+
+impl std::fmt::Debug for LeaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseStore")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+impl LeaseStore {
+    pub fn in_process() -> Self {
+        Self {
+            backend: Backend::InProcess(InProcessStore::default()),
+        }
+    }
+
+    /// A Redis-backed store. Fails only on an unparseable URL; connecting happens on first use
+    /// (a Redis outage at start must not stop the service: calls route without it).
+    pub fn redis(url: &SecretString) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            backend: Backend::Redis(Box::new(RedisStore::new(url)?)),
+        })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::InProcess(_) => "in_process",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(_) => Ok(()),
+            Backend::Redis(r) => r.ping().await,
+        }
+    }
+
+    pub async fn touch(&self, touch: &Touch<'_>) -> Result<TouchOutcome, LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => Ok(s.touch(touch)),
+            Backend::Redis(r) => r.touch(touch).await,
+        }
+    }
+
+    /// Loads a bucket's numbers and running leases (after a restart, or when its numbers change).
+    pub async fn sync(
+        &self,
+        bucket: &str,
+        snapshot: &BucketSnapshot,
+    ) -> Result<(), LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => {
+                s.sync(bucket, snapshot);
+                Ok(())
+            }
+            Backend::Redis(r) => r.sync(bucket, snapshot).await,
+        }
+    }
+
+    pub async fn status(&self, bucket: &str, now: Millis) -> Result<BucketStatus, LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => Ok(s.status(bucket, now)),
+            Backend::Redis(r) => r.status(bucket, now).await,
+        }
+    }
+
+    /// The sessions whose lease on `number` is running at `now`, most recently active first.
+    pub async fn holders(
+        &self,
+        bucket: &str,
+        number: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => Ok(s.holders(bucket, number, now)),
+            Backend::Redis(r) => r.holders(bucket, number, now).await,
+        }
+    }
+}
+
+/// Splits `number|start|end|shared|page_views`.
+fn parse_state(raw: &str) -> Option<(String, Millis, Millis, bool, i64)> {
+    let mut parts = raw.split('|');
+    let number = parts.next()?.to_owned();
+    let start = parts.next()?.parse().ok()?;
+    let end = parts.next()?.parse().ok()?;
+    let shared = parts.next()? == "1";
+    let page_views = parts.next()?.parse().ok()?;
+    Some((number, start, end, shared, page_views))
+}
+
+impl NewSession<'_> {
+    /// The state a session enters the store with: its restored lease, or none.
+    fn initial_state(&self) -> String {
+        match &self.previous {
+            Some(p) => format_state(p.number, p.started_at, p.ends_at, p.shared, self.page_views),
+            None => format_state("", 0, 0, false, self.page_views),
+        }
+    }
+}
+
+fn format_state(number: &str, start: Millis, end: Millis, shared: bool, page_views: i64) -> String {
+    format!(
+        "{number}|{start}|{end}|{}|{page_views}",
+        if shared { 1 } else { 0 }
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! The lease store in Redis, for several instances. Each page view is one `EVALSHA` of
+//! `touch.lua` (one round trip); all of a bucket's keys carry the `{bucket}` hash tag, so the
+//! script's keys live in one Redis Cluster slot.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+use super::{
+    BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, Touch, TouchOutcome,
+    Touched, parse_state,
+};
+use crate::time::Millis;
+
+static TOUCH: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("touch.lua")));
+static SYNC: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("sync.lua")));
+
+pub struct RedisStore {
+    client: redis::Client,
+    conn: Mutex<Option<ConnectionManager>>,
+}
+
+/// The eight keys of a bucket, in the order the scripts name them.
+fn keys(bucket: &str) -> [String; 8] {
+    [
+        "state", "meta", "free", "busy", "holders", "numbers", "stats", "seen",
+    ]
+    .map(|k| format!("sb:{{{bucket}}}:{k}"))
+}
+
+impl RedisStore {
+    pub fn new(url: &SecretString) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            client: redis::Client::open(url.expose_secret())?,
+            conn: Mutex::new(None),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, LeaseStoreError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    pub async fn ping(&self) -> Result<(), LeaseStoreError> {
+        let mut conn = self.connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        Ok(())
+    }
+
+    pub async fn touch(&self, t: &Touch<'_>) -> Result<TouchOutcome, LeaseStoreError> {
+        let mut conn = self.connection().await?;
+        let (meta, state) = match &t.new_session {
+            Some(new) => (new.meta.to_owned(), new.initial_state()),
+            None => (String::new(), String::new()),
+        };
+        let mut invocation = TOUCH.prepare_invoke();
+        for key in keys(t.bucket) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(t.session_id)
+            .arg(t.now)
+            .arg(t.lease_ms)
+            .arg(t.mode.as_str())
+            .arg(meta)
+            .arg(state)
+            .arg(t.retention_ms);
+        let reply: Vec<Value> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        parse_reply(&reply)
+    }
+
+    pub async fn sync(
+        &self,
+        bucket: &str,
+        snapshot: &BucketSnapshot,
+    ) -> Result<(), LeaseStoreError> {
+        let mut conn = self.connection().await?;
+        let mut invocation = SYNC.prepare_invoke();
+        for key in keys(bucket) {
+            invocation.key(key);
+        }
+        invocation.arg(snapshot.numbers.len());
+        for (number, idle_since) in &snapshot.numbers {
+            invocation.arg(number).arg(*idle_since);
+        }
+        for l in &snapshot.leases {
+            invocation
+                .arg(&l.session_id)
+                .arg(&l.number)
+                .arg(l.started_at)
+                .arg(l.ends_at)
+                .arg(if l.shared { 1 } else { 0 });
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        Ok(())
+    }
+
+    pub async fn status(&self, bucket: &str, now: Millis) -> Result<BucketStatus, LeaseStoreError> {
+        let mut conn = self.connection().await?;
+        let k = keys(bucket);
+        let (numbers, busy, stats): (u64, u64, std::collections::HashMap<String, u64>) =
+            redis::pipe()
+                .scard(&k[5])
+                .zcount(&k[3], format!("({now}"), "+inf")
+                .hgetall(&k[6])
+                .query_async(&mut conn)
+                .await
+                .map_err(LeaseStoreError::Unavailable)?;
+        Ok(BucketStatus {
+            numbers,
+            busy,
+            exhaustions: stats.get("exhaustions").copied().unwrap_or(0),
+            peak: stats.get("peak").copied().unwrap_or(0),
+        })
+    }
+
+    pub async fn holders(
+        &self,
+        bucket: &str,
+        number: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, LeaseStoreError> {
+        let mut conn = self.connection().await?;
+        let k = keys(bucket);
+        let sids: Option<String> = redis::cmd("HGET")
+            .arg(&k[4])
+            .arg(number)
+            .query_async(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        let sids: Vec<String> = sids
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let states: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&k[0])
+            .arg(&sids)
+            .query_async(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        let mut running: Vec<(Millis, String)> = sids
+            .into_iter()
+            .zip(states)
+            .filter_map(|(sid, st)| {
+                let (n, _, end, _, _) = parse_state(&st?)?;
+                (n == number && end > now).then_some((end, sid))
+            })
+            .collect();
+        running.sort_by(|a, b| b.cmp(a));
+        Ok(running.into_iter().map(|(_, sid)| sid).collect())
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Nil => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn parse_reply(reply: &[Value]) -> Result<TouchOutcome, LeaseStoreError> {
+    let fields: Vec<String> = reply
+        .iter()
+        .map(text)
+        .collect::<Option<_>>()
+        .ok_or_else(|| LeaseStoreError::Protocol(format!("{reply:?}")))?;
+    let bad = || LeaseStoreError::Protocol(fields.join("|"));
+    match fields.first().map(String::as_str) {
+        Some("SYNC") => return Ok(TouchOutcome::NeedsSync),
+        Some("MISSING") => return Ok(TouchOutcome::Missing),
+        _ => {}
+    }
+    let [outcome, number, start, end, shared, pv, meta, co] = fields.as_slice() else {
+        return Err(bad());
+    };
+    let page_views = pv.parse().map_err(|_| bad())?;
+    let lease = match outcome.as_str() {
+        "static" => LeaseResult::Static,
+        "exhausted" => LeaseResult::Exhausted,
+        "renewed" | "leased" | "shared" => LeaseResult::Held(Lease {
+            number: number.clone(),
+            started_at: start.parse().map_err(|_| bad())?,
+            ends_at: end.parse().map_err(|_| bad())?,
+            shared: shared == "1",
+            fresh: outcome != "renewed",
+            shared_with: co.split_whitespace().map(str::to_owned).collect(),
+            exhausted: outcome == "shared",
+        }),
+        _ => return Err(bad()),
+    };
+    Ok(TouchOutcome::Touched(Touched {
+        meta: meta.clone(),
+        page_views,
+        lease,
+    }))
+}

@@ -1,0 +1,424 @@
+//! One suite, two stores: every test runs on the in-process store and, when `TEST_REDIS_URL` is
+//! set (always in CI), on Redis. Each test uses fresh bucket ids, so runs never collide.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use super::*;
+
+const MIN: Millis = 60_000;
+const T0: Millis = 1_780_000_000_000;
+
+fn redis_url() -> Option<SecretString> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(SecretString::from(url)),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TEST_REDIS_URL must be set in CI"
+            );
+            eprintln!("skipped on redis: TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn in_process() {
+                super::$name(std::sync::Arc::new(super::LeaseStore::in_process())).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if let Some(url) = super::redis_url() {
+                    super::$name(std::sync::Arc::new(super::LeaseStore::redis(&url).unwrap())).await;
+                }
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    five_sessions_get_five_numbers_and_the_sixth_shares,
+    exclusive_pools_report_exhaustion,
+    a_returning_session_keeps_its_number,
+    an_expired_lease_frees_its_number_and_the_longest_idle_is_chosen,
+    a_returning_session_gets_its_old_number_back_when_still_free,
+    idle_history_from_the_database_decides_the_first_pick,
+    an_unsynced_pool_asks_for_sync_and_unknown_sessions_are_missing,
+    retired_numbers_are_not_handed_out,
+    static_buckets_remember_sessions_without_leases,
+    restored_leases_are_renewed_not_reallocated,
+    holders_are_listed_most_recent_first,
+    concurrent_new_sessions_use_every_free_number_first,
+);
+
+fn bucket() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn numbers(n: usize) -> Vec<(String, Millis)> {
+    (0..n)
+        .map(|i| (format!("+1415555{:04}", 100 + i), 0))
+        .collect()
+}
+
+async fn synced(store: &LeaseStore, n: usize) -> String {
+    let b = bucket();
+    store
+        .sync(
+            &b,
+            &BucketSnapshot {
+                numbers: numbers(n),
+                leases: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    b
+}
+
+async fn visit(store: &LeaseStore, b: &str, sid: &str, mode: Mode, now: Millis) -> Touched {
+    let touch = Touch {
+        bucket: b,
+        session_id: sid,
+        mode,
+        lease_ms: 30 * MIN,
+        now,
+        new_session: Some(NewSession {
+            meta: r#"{"m":1}"#,
+            previous: None,
+            page_views: 0,
+        }),
+        retention_ms: 120 * MIN,
+    };
+    match store.touch(&touch).await.unwrap() {
+        TouchOutcome::Touched(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn held(t: &Touched) -> &Lease {
+    match &t.lease {
+        LeaseResult::Held(l) => l,
+        other => panic!("expected a lease, got {other:?}"),
+    }
+}
+
+async fn five_sessions_get_five_numbers_and_the_sixth_shares(store: Arc<LeaseStore>) {
+    let b = synced(&store, 5).await;
+    let mut seen = HashSet::new();
+    for i in 0..5 {
+        let t = visit(&store, &b, &format!("s{i}"), Mode::Share, T0 + i).await;
+        let l = held(&t);
+        assert!(l.fresh && !l.shared && !l.exhausted);
+        assert!(
+            seen.insert(l.number.clone()),
+            "number given twice: {}",
+            l.number
+        );
+    }
+    // No number free: the sixth shares the number idle longest (the earliest lease, s0's).
+    let t = visit(&store, &b, "s5", Mode::Share, T0 + 10).await;
+    let l = held(&t);
+    assert!(l.shared && l.exhausted);
+    assert_eq!(l.number, "+14155550100");
+    assert_eq!(l.shared_with, vec!["s0".to_owned()]);
+    let s = store.status(&b, T0 + 10).await.unwrap();
+    assert_eq!(
+        s,
+        BucketStatus {
+            numbers: 5,
+            busy: 5,
+            exhaustions: 1,
+            peak: 5
+        }
+    );
+    // s0, on its next page view, learns it now shares.
+    let again = visit(&store, &b, "s0", Mode::Share, T0 + 20).await;
+    assert!(held(&again).shared);
+    assert!(!held(&again).fresh);
+}
+
+async fn exclusive_pools_report_exhaustion(store: Arc<LeaseStore>) {
+    let b = synced(&store, 2).await;
+    visit(&store, &b, "a", Mode::Exclusive, T0).await;
+    visit(&store, &b, "b", Mode::Exclusive, T0).await;
+    let t = visit(&store, &b, "c", Mode::Exclusive, T0).await;
+    assert_eq!(t.lease, LeaseResult::Exhausted);
+    assert_eq!(store.status(&b, T0).await.unwrap().exhaustions, 1);
+    // When a number frees up, the next page view of "c" gets it.
+    let t = visit(&store, &b, "c", Mode::Exclusive, T0 + 31 * MIN).await;
+    assert!(held(&t).fresh);
+}
+
+async fn a_returning_session_keeps_its_number(store: Arc<LeaseStore>) {
+    let b = synced(&store, 3).await;
+    let first = visit(&store, &b, "s", Mode::Share, T0).await;
+    let l1 = held(&first).clone();
+    visit(&store, &b, "other", Mode::Share, T0 + MIN).await;
+    let second = visit(&store, &b, "s", Mode::Share, T0 + 20 * MIN).await;
+    let l2 = held(&second);
+    assert_eq!(l2.number, l1.number);
+    assert!(!l2.fresh, "a renewal");
+    assert_eq!(l2.started_at, T0);
+    assert_eq!(
+        l2.ends_at,
+        T0 + 50 * MIN,
+        "the lease runs from the last activity"
+    );
+    assert_eq!(second.page_views, 2);
+    assert_eq!(second.meta, r#"{"m":1}"#);
+}
+
+async fn an_expired_lease_frees_its_number_and_the_longest_idle_is_chosen(store: Arc<LeaseStore>) {
+    let b = synced(&store, 2).await;
+    let a = held(&visit(&store, &b, "a", Mode::Exclusive, T0).await)
+        .number
+        .clone();
+    let bn = held(&visit(&store, &b, "b", Mode::Exclusive, T0 + MIN).await)
+        .number
+        .clone();
+    assert_ne!(a, bn);
+    // a's lease ended at T0+30m, b's at T0+31m: at T0+30m30s only a's number is free.
+    let c = visit(&store, &b, "c", Mode::Exclusive, T0 + 30 * MIN + 30_000).await;
+    assert_eq!(held(&c).number, a);
+    // Later both of c's and b's leases end; b's number has been idle longer, so it goes first.
+    let d = visit(&store, &b, "d", Mode::Exclusive, T0 + 120 * MIN).await;
+    assert_eq!(held(&d).number, bn);
+}
+
+async fn a_returning_session_gets_its_old_number_back_when_still_free(store: Arc<LeaseStore>) {
+    let b = synced(&store, 3).await;
+    let first = held(&visit(&store, &b, "s", Mode::Share, T0).await)
+        .number
+        .clone();
+    // Its lease ran out an hour ago, but nobody took the number.
+    let back = visit(&store, &b, "s", Mode::Share, T0 + 90 * MIN).await;
+    assert_eq!(held(&back).number, first);
+    assert!(held(&back).fresh, "a new lease");
+    assert_eq!(held(&back).started_at, T0 + 90 * MIN);
+}
+
+async fn idle_history_from_the_database_decides_the_first_pick(store: Arc<LeaseStore>) {
+    let b = bucket();
+    let snapshot = BucketSnapshot {
+        numbers: vec![
+            ("+14155550100".into(), T0 - 10 * MIN),
+            ("+14155550101".into(), T0 - 50 * MIN),
+            ("+14155550102".into(), T0 - 5 * MIN),
+        ],
+        leases: vec![],
+    };
+    store.sync(&b, &snapshot).await.unwrap();
+    let order: Vec<String> = [
+        visit(&store, &b, "x", Mode::Share, T0).await,
+        visit(&store, &b, "y", Mode::Share, T0).await,
+        visit(&store, &b, "z", Mode::Share, T0).await,
+    ]
+    .iter()
+    .map(|t| held(t).number.clone())
+    .collect();
+    assert_eq!(order, ["+14155550101", "+14155550100", "+14155550102"]);
+}
+
+async fn an_unsynced_pool_asks_for_sync_and_unknown_sessions_are_missing(store: Arc<LeaseStore>) {
+    let b = bucket();
+    let touch = Touch {
+        bucket: &b,
+        session_id: "s",
+        mode: Mode::Share,
+        lease_ms: MIN,
+        now: T0,
+        new_session: None,
+        retention_ms: 10 * MIN,
+    };
+    assert_eq!(store.touch(&touch).await.unwrap(), TouchOutcome::NeedsSync);
+    store
+        .sync(
+            &b,
+            &BucketSnapshot {
+                numbers: numbers(1),
+                leases: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.touch(&touch).await.unwrap(), TouchOutcome::Missing);
+}
+
+async fn retired_numbers_are_not_handed_out(store: Arc<LeaseStore>) {
+    let b = synced(&store, 2).await;
+    let s = held(&visit(&store, &b, "s", Mode::Exclusive, T0).await)
+        .number
+        .clone();
+    // The session's number is retired; the other stays.
+    let remaining: Vec<(String, Millis)> =
+        numbers(2).into_iter().filter(|(n, _)| *n != s).collect();
+    store
+        .sync(
+            &b,
+            &BucketSnapshot {
+                numbers: remaining.clone(),
+                leases: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let again = visit(&store, &b, "s", Mode::Exclusive, T0 + MIN).await;
+    assert_eq!(
+        held(&again).number,
+        remaining[0].0,
+        "moved off the retired number"
+    );
+    // Long after, the retired number never comes back.
+    for (i, sid) in ["p", "q"].iter().enumerate() {
+        let t = visit(&store, &b, sid, Mode::Exclusive, T0 + 200 * MIN + i as i64).await;
+        if let LeaseResult::Held(l) = &t.lease {
+            assert_ne!(l.number, s);
+        }
+    }
+    assert_eq!(store.status(&b, T0).await.unwrap().numbers, 1);
+}
+
+async fn static_buckets_remember_sessions_without_leases(store: Arc<LeaseStore>) {
+    let b = bucket();
+    let t = visit(&store, &b, "s", Mode::Static, T0).await;
+    assert_eq!(t.lease, LeaseResult::Static);
+    let touch = Touch {
+        bucket: &b,
+        session_id: "s",
+        mode: Mode::Static,
+        lease_ms: 0,
+        now: T0 + MIN,
+        new_session: None,
+        retention_ms: 10 * MIN,
+    };
+    match store.touch(&touch).await.unwrap() {
+        TouchOutcome::Touched(t) => assert_eq!(t.page_views, 2),
+        other => panic!("{other:?}"),
+    }
+    // Forgotten after the retention time.
+    let later = Touch {
+        now: T0 + 30 * MIN,
+        session_id: "other",
+        new_session: Some(NewSession {
+            meta: "{}",
+            previous: None,
+            page_views: 0,
+        }),
+        ..touch.clone()
+    };
+    store.touch(&later).await.unwrap();
+    let gone = Touch {
+        now: T0 + 31 * MIN,
+        ..touch
+    };
+    assert_eq!(store.touch(&gone).await.unwrap(), TouchOutcome::Missing);
+}
+
+async fn restored_leases_are_renewed_not_reallocated(store: Arc<LeaseStore>) {
+    // After a restart the store is empty; the database knows s holds +14155550101 until T0+20m.
+    let b = bucket();
+    let snapshot = BucketSnapshot {
+        numbers: numbers(3),
+        leases: vec![SnapshotLease {
+            session_id: "s".into(),
+            number: "+14155550101".into(),
+            started_at: T0 - 10 * MIN,
+            ends_at: T0 + 20 * MIN,
+            shared: false,
+        }],
+    };
+    store.sync(&b, &snapshot).await.unwrap();
+    let newcomer = visit(&store, &b, "n", Mode::Exclusive, T0).await;
+    assert_ne!(
+        held(&newcomer).number,
+        "+14155550101",
+        "a running lease is not free"
+    );
+    let touch = Touch {
+        bucket: &b,
+        session_id: "s",
+        mode: Mode::Exclusive,
+        lease_ms: 30 * MIN,
+        now: T0 + MIN,
+        new_session: Some(NewSession {
+            meta: "{}",
+            previous: Some(PreviousLease {
+                number: "+14155550101",
+                started_at: T0 - 10 * MIN,
+                ends_at: T0 + 20 * MIN,
+                shared: false,
+            }),
+            page_views: 4,
+        }),
+        retention_ms: 120 * MIN,
+    };
+    let TouchOutcome::Touched(t) = store.touch(&touch).await.unwrap() else {
+        panic!()
+    };
+    let l = held(&t);
+    assert_eq!(
+        (l.number.as_str(), l.fresh, l.started_at),
+        ("+14155550101", false, T0 - 10 * MIN)
+    );
+    assert_eq!(t.page_views, 5);
+}
+
+async fn holders_are_listed_most_recent_first(store: Arc<LeaseStore>) {
+    let b = synced(&store, 1).await;
+    visit(&store, &b, "first", Mode::Share, T0).await;
+    visit(&store, &b, "second", Mode::Share, T0 + MIN).await;
+    visit(&store, &b, "first", Mode::Share, T0 + 2 * MIN).await;
+    let h = store
+        .holders(&b, "+14155550100", T0 + 3 * MIN)
+        .await
+        .unwrap();
+    assert_eq!(h, ["first", "second"]);
+    let later = store
+        .holders(&b, "+14155550100", T0 + 31 * MIN + 1)
+        .await
+        .unwrap();
+    assert_eq!(later, ["first"], "second's lease ended at T0+31m");
+}
+
+/// Invariant 1 under a burst: 200 sessions arrive at once on 50 numbers, through two store
+/// clients (as two service instances would); every free number is used before exhaustion, and
+/// no number goes to two sessions.
+async fn concurrent_new_sessions_use_every_free_number_first(store: Arc<LeaseStore>) {
+    let second = match store.backend_name() {
+        "redis" => Arc::new(LeaseStore::redis(&redis_url().unwrap()).unwrap()),
+        _ => store.clone(),
+    };
+    let b = synced(&store, 50).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = if i % 2 == 0 {
+            store.clone()
+        } else {
+            second.clone()
+        };
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            visit(&s, &b, &format!("burst{i}"), Mode::Exclusive, T0).await
+        }));
+    }
+    let mut leased = HashSet::new();
+    let mut exhausted = 0;
+    for t in tasks {
+        match t.await.unwrap().lease {
+            LeaseResult::Held(l) => {
+                assert!(leased.insert(l.number), "a number went to two sessions")
+            }
+            LeaseResult::Exhausted => exhausted += 1,
+            LeaseResult::Static => panic!(),
+        }
+    }
+    assert_eq!(leased.len(), 50, "every free number was used");
+    assert_eq!(exhausted, 150);
+}

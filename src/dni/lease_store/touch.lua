@@ -1,0 +1,120 @@
+-- One page view of one session in one bucket (a pool, or a property when no pool leases):
+-- find or create the session, then renew its lease or lease it the free number idle longest,
+-- applying the pool's exhaustion mode. Atomic: Redis runs a script alone, so two instances can
+-- never hand one free number to two sessions. Every key shares the bucket's {hash tag}.
+--
+-- KEYS[1] state   HASH sid -> "number|lease_start|lease_end|shared|page_views"
+-- KEYS[2] meta    HASH sid -> the service's JSON about the session (opaque here)
+-- KEYS[3] free    ZSET number -> idle since (ms); lowest score = idle longest
+-- KEYS[4] busy    ZSET number -> lease end (ms), the latest of its holders
+-- KEYS[5] holders HASH number -> space-separated sids holding it
+-- KEYS[6] numbers SET  live numbers of the pool
+-- KEYS[7] stats   HASH synced, exhaustions, peak
+-- KEYS[8] seen    ZSET sid -> last seen (ms), for forgetting idle sessions
+-- ARGV[1] sid, ARGV[2] now, ARGV[3] lease ms, ARGV[4] mode: share | exclusive | static
+-- ARGV[5] meta for a session new to the store ('' for a returning one)
+-- ARGV[6] its initial state ('' for none), ARGV[7] retention ms
+local sid = ARGV[1]
+local now = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local mode = ARGV[4]
+
+local function split(s)
+  local out, i = {}, 1
+  while true do
+    local j = string.find(s, '|', i, true)
+    if not j then out[#out + 1] = string.sub(s, i); return out end
+    out[#out + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+local function fmt(x) return string.format('%.0f', x) end
+
+if mode ~= 'static' and not redis.call('HGET', KEYS[7], 'synced') then return {'SYNC'} end
+
+local raw = redis.call('HGET', KEYS[1], sid)
+local meta
+if raw then
+  meta = redis.call('HGET', KEYS[2], sid)
+elseif ARGV[5] ~= '' then
+  meta = ARGV[5]
+  redis.call('HSET', KEYS[2], sid, meta)
+  raw = ARGV[6]
+  if raw == '' then raw = '|0|0|0|0' end
+else
+  return {'MISSING'}
+end
+local st = split(raw)
+local n, s, e, sh, pv = st[1], tonumber(st[2]), tonumber(st[3]), st[4], tonumber(st[5]) + 1
+
+local outcome, co = 'static', ''
+if mode ~= 'static' then
+  -- Leases that ended free their numbers (if still live), idle since the moment they ended.
+  local ended = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'WITHSCORES')
+  for i = 1, #ended, 2 do
+    local num = ended[i]
+    redis.call('ZREM', KEYS[4], num)
+    redis.call('HDEL', KEYS[5], num)
+    if redis.call('SISMEMBER', KEYS[6], num) == 1 then redis.call('ZADD', KEYS[3], ended[i + 1], num) end
+  end
+
+  local held = false
+  if n ~= '' and e > now and redis.call('ZSCORE', KEYS[4], n) and redis.call('SISMEMBER', KEYS[6], n) == 1 then
+    held, outcome = true, 'renewed'
+  elseif n ~= '' and redis.call('ZSCORE', KEYS[3], n) then
+    -- Its lease ran out but nobody took the number: the visitor keeps the number they saw.
+    redis.call('ZREM', KEYS[3], n)
+    held, outcome, s, sh = true, 'leased', now, '0'
+  end
+  if not held then
+    local pick = redis.call('ZRANGE', KEYS[3], 0, 0)
+    if #pick > 0 then
+      n, s, sh, outcome = pick[1], now, '0', 'leased'
+      redis.call('ZREM', KEYS[3], n)
+    else
+      redis.call('HINCRBY', KEYS[7], 'exhaustions', 1)
+      local victim = nil
+      if mode == 'share' then
+        local v = redis.call('ZRANGE', KEYS[4], 0, 0)
+        if #v > 0 then victim = v[1] end
+      end
+      if victim then
+        n, s, sh, outcome = victim, now, '1', 'shared'
+        co = redis.call('HGET', KEYS[5], n) or ''
+        for other in string.gmatch(co, '%S+') do
+          local ost = redis.call('HGET', KEYS[1], other)
+          if ost then
+            local o = split(ost)
+            o[4] = '1'
+            redis.call('HSET', KEYS[1], other, table.concat(o, '|'))
+          end
+        end
+      else
+        n, s, e, sh, outcome = '', 0, 0, '0', 'exhausted'
+      end
+    end
+  end
+  if n ~= '' then
+    e = now + lease
+    local cur = redis.call('ZSCORE', KEYS[4], n)
+    if (not cur) or tonumber(cur) < e then redis.call('ZADD', KEYS[4], e, n) end
+    local hs = redis.call('HGET', KEYS[5], n) or ''
+    if not string.find(' ' .. hs .. ' ', ' ' .. sid .. ' ', 1, true) then
+      if hs == '' then hs = sid else hs = hs .. ' ' .. sid end
+      redis.call('HSET', KEYS[5], n, hs)
+    end
+    local busy = redis.call('ZCARD', KEYS[4])
+    if busy > tonumber(redis.call('HGET', KEYS[7], 'peak') or '0') then redis.call('HSET', KEYS[7], 'peak', busy) end
+  end
+end
+
+redis.call('HSET', KEYS[1], sid, table.concat({n, fmt(s), fmt(e), sh, fmt(pv)}, '|'))
+redis.call('ZADD', KEYS[8], now, sid)
+-- Forget sessions idle past retention, a few per call so no call is slow.
+local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[7]), 'LIMIT', 0, 16)
+for _, o in ipairs(old) do
+  redis.call('HDEL', KEYS[1], o)
+  redis.call('HDEL', KEYS[2], o)
+  redis.call('ZREM', KEYS[8], o)
+end
+return {outcome, n, fmt(s), fmt(e), sh, fmt(pv), meta, co}
