@@ -46,6 +46,7 @@ struct RawSettings {
     migrate_on_start: Option<bool>,
     max_body_bytes: usize,
     shutdown_timeout_secs: u64,
+    new_sessions_per_ip_per_minute: u32,
 }
 
 impl Default for RawSettings {
@@ -63,6 +64,7 @@ impl Default for RawSettings {
             migrate_on_start: None,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 30,
+            new_sessions_per_ip_per_minute: 60,
         }
     }
 }
@@ -90,6 +92,9 @@ pub struct Settings {
     pub migrate_on_start: bool,
     pub max_body_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    /// New visitor sessions one IP address may start per minute; past it, visitors see the
+    /// default number (a pool cannot be drained by one client).
+    pub new_sessions_per_ip_per_minute: u32,
 }
 
 /// A setting that cannot be used, named as the operator wrote it.
@@ -267,6 +272,12 @@ impl RawSettings {
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
+        if self.new_sessions_per_ip_per_minute == 0 {
+            return Err(invalid(
+                "new_sessions_per_ip_per_minute",
+                "must be at least 1",
+            ));
+        }
         let database_max_connections = match self.database_max_connections {
             0 => return Err(invalid("database_max_connections", "must be at least 1")),
             n => n,
@@ -295,6 +306,7 @@ impl RawSettings {
             migrate_on_start: self.migrate_on_start.unwrap_or(backend == Backend::Sqlite),
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout_secs: self.shutdown_timeout_secs,
+            new_sessions_per_ip_per_minute: self.new_sessions_per_ip_per_minute,
         })
     }
 }

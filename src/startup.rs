@@ -16,6 +16,8 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::Settings;
 use crate::dni::lease_store::LeaseStore;
+use crate::dni::ledger::{Ledger, LedgerTask};
+use crate::dni::service::Dni;
 use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
@@ -26,6 +28,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    ledger_task: LedgerTask,
+    pruner: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -65,11 +69,33 @@ impl Application {
             geo = ?geo.status(),
             "switchboard starting"
         );
+        let leases = Arc::new(leases);
+        let geo = Arc::new(geo);
+        let (ledger, ledger_task) = Ledger::start(storage.clone());
+        let dni = Arc::new(Dni::new(
+            storage.clone(),
+            leases.clone(),
+            ledger,
+            geo.clone(),
+            clock.clone(),
+            settings.new_sessions_per_ip_per_minute,
+        ));
+        let pruner = {
+            let dni = dni.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    dni.prune_limiter();
+                }
+            })
+        };
         let state = web::Data::new(AppState {
+            dni,
             settings: Arc::new(settings),
             storage,
-            leases: Arc::new(leases),
-            geo: Arc::new(geo),
+            leases,
+            geo,
             clock,
             metrics: Metrics::new(),
         });
@@ -78,6 +104,8 @@ impl Application {
             port,
             server,
             state,
+            ledger_task,
+            pruner,
         })
     }
 
@@ -96,8 +124,11 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        // In-flight requests are done; release the database cleanly.
-        self.state.storage.close().await;
+        // In-flight requests are done: write what the ledger holds, then release the database.
+        self.pruner.abort();
+        self.state.dni.ledger().flush().await;
+        drop(self.state);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.ledger_task.finish()).await;
         tracing::info!("switchboard stopped");
         result
     }

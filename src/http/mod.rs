@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, extractors, and the error shape.
 
 pub mod auth;
+mod dni;
 pub mod error;
 mod health;
 pub mod json;
@@ -25,6 +26,7 @@ use error::ApiError;
 
 /// Everything a handler may use. Cheap to clone (all shared).
 pub struct AppState {
+    pub dni: Arc<crate::dni::service::Dni>,
     pub settings: Arc<Settings>,
     pub storage: Storage,
     pub leases: Arc<LeaseStore>,
@@ -46,7 +48,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(pools::get_pool)
         .service(pools::list_numbers)
         .service(pools::add_numbers)
-        .service(pools::retire_number);
+        .service(pools::retire_number)
+        .service(pools::pool_health)
+        .service(dni::session)
+        .service(dni::preflight);
 }
 
 pub use metrics::track as track_metrics;

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, health, metrics, pools, properties};
+use super::{dni, error, health, metrics, pools, properties};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,8 @@ use super::{error, health, metrics, pools, properties};
         pools::list_numbers,
         pools::add_numbers,
         pools::retire_number,
+        pools::pool_health,
+        dni::session,
         health::health,
         health::ping,
         metrics::metrics,

@@ -91,6 +91,7 @@ pub async fn create_pool(
         .await
         .map_err(not_found("property"))?;
     tracing::info!(pool_id = %pool.id, numbers = pool.numbers.len(), "pool created");
+    state.dni.pool_changed(&pool.id).await;
     Ok(HttpResponse::Created().json(pool))
 }
 
@@ -193,6 +194,7 @@ pub async fn add_numbers(
         )
         .await
         .map_err(not_found("pool"))?;
+    state.dni.pool_changed(&pool_id).await;
     Ok(HttpResponse::Created().json(NumberList { numbers: added }))
 }
 
@@ -222,6 +224,7 @@ pub async fn retire_number(
         .retire_number(account.id(), &pool_id, &number, state.clock.now_ms())
         .await
         .map_err(not_found("live number in this pool"))?;
+    state.dni.pool_changed(&pool_id).await;
     Ok(HttpResponse::Ok().json(retired))
 }
 
@@ -233,4 +236,123 @@ fn path_number(raw: &str) -> String {
     } else {
         decoded
     }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HealthQuery {
+    /// Acceptable chance that an arriving visitor finds no free number (default 0.01).
+    pub target: Option<f64>,
+    /// Hours of history to learn from (default 24, at most 720).
+    pub window_hours: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PoolHealth {
+    pub pool: String,
+    pub numbers: u64,
+    pub leased_now: u64,
+    /// `leased_now / numbers`.
+    pub utilisation: f64,
+    /// The most numbers leased at once in the window.
+    pub peak_concurrent_leases: u64,
+    pub exhaustion_events: i64,
+    pub window_hours: i64,
+    /// New sessions routed to this pool per hour, over the window.
+    pub arrivals_per_hour: f64,
+    /// Mean time a session holds its number (first view to last activity plus the lease).
+    pub mean_hold_minutes: f64,
+    /// Offered load in erlangs: arrivals per minute times the mean hold.
+    pub offered_load_erlangs: f64,
+    pub target_exhaustion_probability: f64,
+    /// Erlang B at the current size and load.
+    pub exhaustion_probability: f64,
+    /// The smallest size whose Erlang B is within the target.
+    pub recommended_size: u64,
+    pub formula: &'static str,
+}
+
+#[utoipa::path(
+    tag = "pools",
+    params(("id" = String, Path, description = "Pool id"), HealthQuery),
+    responses((status = 200, body = PoolHealth), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[get("/v1/pools/{id}/health")]
+pub async fn pool_health(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    pool_id: web::Path<String>,
+    query: web::Query<HealthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::dni::advice::{erlang_b, peak_overlap, recommended_size};
+    use crate::domain::FieldError;
+
+    let target = query.target.unwrap_or(0.01);
+    if !(target > 0.0 && target < 1.0) {
+        return Err(FieldError::new("target", "must be a probability between 0 and 1").into());
+    }
+    let window_hours = query.window_hours.unwrap_or(24);
+    if !(1..=720).contains(&window_hours) {
+        return Err(FieldError::new("window_hours", "must be between 1 and 720").into());
+    }
+    let pool = state
+        .storage
+        .pool(account.id(), &pool_id)
+        .await
+        .map_err(not_found("pool"))?;
+    state.dni.ledger().flush().await;
+    let now = state.clock.now_ms();
+    let from = now - window_hours * 3_600_000;
+    let live = pool
+        .numbers
+        .iter()
+        .filter(|n| n.retired_at.is_none())
+        .count() as u64;
+    let leases = state
+        .storage
+        .pool_leases_between(&pool.id, from, now)
+        .await?;
+    let (arrivals, exhaustions) = state
+        .storage
+        .pool_counts_between(&pool.id, from, now)
+        .await?;
+    let leased_now = match state.dni.leases().status(&pool.id, now).await {
+        Ok(s) => s.busy,
+        // The store is down or the pool not loaded yet: the ledger knows the running leases.
+        Err(_) => leases.iter().filter(|l| l.ends_at > now).count() as u64,
+    };
+    let holds: Vec<f64> = leases
+        .iter()
+        .map(|l| (l.ends_at.min(now) - l.started_at) as f64 / 60_000.0)
+        .filter(|m| *m > 0.0)
+        .collect();
+    let mean_hold_minutes = if holds.is_empty() {
+        pool.lease_minutes as f64
+    } else {
+        holds.iter().sum::<f64>() / holds.len() as f64
+    };
+    let arrivals_per_minute = arrivals as f64 / (window_hours as f64 * 60.0);
+    let load = arrivals_per_minute * mean_hold_minutes;
+    let peak = peak_overlap(
+        leases
+            .iter()
+            .map(|l| (l.started_at.max(from), l.ends_at.min(now))),
+    );
+    Ok(HttpResponse::Ok().json(PoolHealth {
+        pool: pool.id,
+        numbers: live,
+        leased_now,
+        utilisation: if live == 0 { 0.0 } else { leased_now as f64 / live as f64 },
+        peak_concurrent_leases: peak.max(leased_now),
+        exhaustion_events: exhaustions,
+        window_hours,
+        arrivals_per_hour: arrivals_per_minute * 60.0,
+        mean_hold_minutes,
+        offered_load_erlangs: load,
+        target_exhaustion_probability: target,
+        exhaustion_probability: erlang_b(live, load),
+        recommended_size: recommended_size(load, target),
+        formula: "Erlang B: B(0)=1, B(n)=A*B(n-1)/(n+A*B(n-1)); A = arrivals per minute x mean hold minutes; recommended = smallest n with B(n) <= target",
+    }))
 }

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod error;
+mod ledger;
 mod pools;
 mod properties;
 mod records;
@@ -19,6 +20,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use error::StorageError;
+pub use ledger::{
+    CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
+    SharedFrom,
+};
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -179,6 +184,11 @@ pub(crate) fn new_id() -> String {
 }
 
 impl Storage {
+    /// How many migrations this build carries.
+    pub fn known_migrations() -> usize {
+        MIGRATOR.iter().count()
+    }
+
     /// How many of the migrations this build knows are not yet applied.
     pub async fn pending_migrations(&self) -> StorageResult<usize> {
         use sqlx::Row;

@@ -253,3 +253,19 @@ fn number_from_row(r: &AnyRow) -> StorageResult<TrackingNumber> {
         retired_at: retired_at.map(to_datetime),
     })
 }
+
+impl Storage {
+    /// The live numbers of a pool (no account scope: the page-view flow already resolved it).
+    pub async fn live_numbers_of_pool(&self, pool_id: &str) -> StorageResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT e164 FROM tracking_numbers WHERE pool_id = $1 AND retired_at IS NULL ORDER BY e164",
+        )
+        .bind(pool_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("e164"))
+            .collect::<Result<_, _>>()?)
+    }
+}

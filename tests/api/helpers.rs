@@ -85,6 +85,8 @@ pub async fn test_db(backend: Backend) -> Option<TestDb> {
 }
 
 pub struct TestApp {
+    pub clock: std::sync::Arc<ManualClock>,
+    pub db_url: String,
     pub address: String,
     pub backend: Backend,
     pub storage: Storage,
@@ -92,7 +94,9 @@ pub struct TestApp {
     /// The API key of a first account, created for every test.
     pub api_key: String,
     pub account_id: String,
-    _db: TestDb,
+    pub handle: actix_web::dev::ServerHandle,
+    pub state: actix_web::web::Data<switchboard::http::AppState>,
+    _db: Option<TestDb>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -108,36 +112,70 @@ pub async fn spawn_postgres_app() -> Option<TestApp> {
 /// Spawns the real application with extra settings (`("redis_url", "...")`, ...).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
     let db = test_db(backend).await?;
+    let mut app = start_app(&db.url, backend, extra, None).await;
+    let created = app
+        .storage
+        .create_account("Account A", 1_780_000_000_000)
+        .await
+        .expect("account");
+    app.api_key = created.api_key.expose_secret().to_owned();
+    app.account_id = created.account.id;
+    app._db = Some(db);
+    Some(app)
+}
+
+/// Another instance of the service on the same database (and the same clock, if given).
+pub async fn spawn_sibling(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
+    let mut sibling = start_app(&app.db_url, app.backend, extra, Some(app.clock.clone())).await;
+    sibling.api_key = app.api_key.clone();
+    sibling.account_id = app.account_id.clone();
+    sibling
+}
+
+async fn start_app(
+    db_url: &str,
+    backend: Backend,
+    extra: &[(&str, &str)],
+    clock: Option<std::sync::Arc<ManualClock>>,
+) -> TestApp {
     let mut pairs: Vec<(&str, &str)> = vec![
         ("bind", "127.0.0.1:0"),
-        ("database_url", &db.url),
+        ("database_url", db_url),
         ("migrate_on_start", "true"),
     ];
     pairs.extend_from_slice(extra);
     let settings = Settings::from_pairs(pairs).expect("test settings are valid");
-    let clock = ManualClock::new(1_780_000_000_000);
-    let app = Application::build_with_clock(settings, clock as SharedClock)
+    let clock = clock.unwrap_or_else(|| ManualClock::new(1_780_000_000_000));
+    let app = Application::build_with_clock(settings, clock.clone() as SharedClock)
         .await
         .expect("application builds");
     let port = app.port();
-    let storage = app.state().storage.clone();
+    let state = app.state();
+    let storage = state.storage.clone();
+    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    let created = storage
-        .create_account("Account A", 1_780_000_000_000)
-        .await
-        .expect("account");
-    Some(TestApp {
+    TestApp {
+        clock,
+        db_url: db_url.to_owned(),
         address: format!("http://127.0.0.1:{port}"),
         backend,
         storage,
         client: reqwest::Client::new(),
-        api_key: created.api_key.expose_secret().to_owned(),
-        account_id: created.account.id,
-        _db: db,
-    })
+        api_key: String::new(),
+        account_id: String::new(),
+        handle,
+        state,
+        _db: None,
+    }
 }
 
 impl TestApp {
+    /// Stops this instance gracefully (its ledger is written out first).
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -221,4 +259,161 @@ pub async fn error_of(res: Response) -> (StatusCode, Value) {
     assert!(body["error"]["code"].is_string(), "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
     (status, body["error"].clone())
+}
+
+/// Runs each named story on SQLite + in-process leases, PostgreSQL + in-process leases, and
+/// PostgreSQL + Redis (the production stack).
+#[macro_export]
+macro_rules! on_every_stack {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[tokio::test]
+            async fn sqlite_in_process() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                super::$story(app).await;
+            }
+            #[tokio::test]
+            async fn postgres_in_process() {
+                if let Some(app) = $crate::helpers::spawn_postgres_app().await {
+                    super::$story(app).await;
+                }
+            }
+            #[tokio::test]
+            async fn postgres_redis() {
+                let Some(redis) = $crate::helpers::redis_url() else { return };
+                if let Some(app) = $crate::helpers::spawn_app_with(
+                    $crate::helpers::Backend::Postgres,
+                    &[("redis_url", &redis)],
+                ).await {
+                    super::$story(app).await;
+                }
+            }
+        }
+    )*};
+}
+
+pub fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TEST_REDIS_URL must be set in CI"
+            );
+            eprintln!("skipped: TEST_REDIS_URL is not set (Redis tests run in CI)");
+            None
+        }
+    }
+}
+
+pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+pub const ORIGIN: &str = "https://www.acme.example";
+
+/// A page view as the snippet sends it: JSON as text/plain, from the property's site.
+pub struct Visit<'a> {
+    pub key: &'a str,
+    pub session: Option<&'a str>,
+    pub url: &'a str,
+    pub referrer: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub user_agent: &'a str,
+    pub forwarded_for: Option<&'a str>,
+}
+
+impl<'a> Visit<'a> {
+    pub fn new(key: &'a str) -> Self {
+        Self {
+            key,
+            session: None,
+            url: "https://www.acme.example/",
+            referrer: None,
+            origin: Some(ORIGIN),
+            user_agent: BROWSER_UA,
+            forwarded_for: None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn visit(&self, v: &Visit<'_>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut body = json!({"key": v.key, "url": v.url});
+        if let Some(s) = v.session {
+            body["session"] = json!(s);
+        }
+        if let Some(r) = v.referrer {
+            body["referrer"] = json!(r);
+        }
+        let mut req = self
+            .client
+            .post(self.url("/v1/dni/session"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("user-agent", v.user_agent)
+            .body(body.to_string());
+        if let Some(o) = v.origin {
+            req = req.header("origin", o);
+        }
+        if let Some(f) = v.forwarded_for {
+            req = req.header("x-forwarded-for", f);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    /// A new visitor's answer, asserting success.
+    pub async fn new_visitor(&self, key: &str, url: &str) -> Value {
+        let (status, _, body) = self
+            .visit(&Visit {
+                url,
+                ..Visit::new(key)
+            })
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn returning_visitor(&self, key: &str, session: &str) -> Value {
+        let (status, _, body) = self
+            .visit(&Visit {
+                session: Some(session),
+                url: "https://www.acme.example/pricing",
+                ..Visit::new(key)
+            })
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Creates a pool from a JSON body and returns it.
+    pub async fn pool_with(&self, property_id: &str, body: Value) -> Value {
+        let res = self
+            .post(
+                &format!("/v1/properties/{property_id}/pools"),
+                &self.api_key,
+                &body,
+            )
+            .await;
+        let status = res.status();
+        let pool: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{pool}");
+        pool
+    }
+
+    /// Writes the ledger out now, so the database shows every page view so far.
+    pub async fn flush_ledger(&self) {
+        self.state.dni.ledger().flush().await;
+    }
+
+    pub fn advance_minutes(&self, minutes: i64) {
+        self.clock.advance_ms(minutes * 60_000);
+    }
+}
+
+/// `count` fictional numbers from +1 415 555 01xx.
+pub fn numbers(from: u32, count: u32) -> Vec<String> {
+    (from..from + count)
+        .map(|n| format!("+1415555{n:04}"))
+        .collect()
 }

@@ -6,6 +6,8 @@ mod helpers;
 
 mod bad_input;
 mod cli;
+mod dni;
+mod dni_edges;
 mod health;
 mod pools;
 mod properties;

@@ -1,0 +1,513 @@
+//! Writes of the page-view flow, in batches: sessions, page views, leases, exhaustion events.
+//! Each batch is one transaction of multi-row statements (a few round trips for thousands of
+//! rows), and every write is an idempotent upsert, so a batch retried after an error is harmless.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Storage, StorageResult, new_id};
+use crate::time::Millis;
+
+/// A session as first seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: String,
+    pub account_id: String,
+    pub property_id: String,
+    pub pool_id: Option<String>,
+    pub assignment: String,
+    pub number: Option<String>,
+    pub landing_url: String,
+    pub referrer: Option<String>,
+    pub channel: String,
+    pub source: String,
+    pub medium: String,
+    pub campaign: Option<String>,
+    pub term: Option<String>,
+    pub content: Option<String>,
+    pub click_ids: [Option<String>; 7],
+    pub visitor_city: Option<String>,
+    pub visitor_region: Option<String>,
+    pub visitor_country: Option<String>,
+    pub page_views: i64,
+    pub first_seen_at: Millis,
+    pub last_seen_at: Millis,
+}
+
+/// The click-id columns, in the order of `SessionRow::click_ids`.
+pub const CLICK_ID_COLUMNS: [&str; 7] = [
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "fbclid",
+    "ttclid",
+    "li_fat_id",
+];
+
+/// A later page view's effect on the session row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSeen {
+    pub id: String,
+    pub last_seen_at: Millis,
+    pub page_views: i64,
+    pub number: Option<String>,
+    pub assignment: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageViewRow {
+    pub session_id: String,
+    pub url: String,
+    pub viewed_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRow {
+    pub pool_id: String,
+    pub number: String,
+    pub session_id: String,
+    pub started_at: Millis,
+    pub last_seen_at: Millis,
+    pub ends_at: Millis,
+    pub shared: bool,
+}
+
+impl LeaseRow {
+    /// One row per (session, number, start): renewals update it in place.
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.session_id, self.number, self.started_at)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExhaustionRow {
+    pub pool_id: String,
+    pub session_id: String,
+    pub policy: String,
+    pub at: Millis,
+}
+
+/// Sessions that began sharing a number they already held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedFrom {
+    pub number: String,
+    pub session_ids: Vec<String>,
+    pub at: Millis,
+}
+
+/// One flush worth of writes, already coalesced (one row per key).
+#[derive(Debug, Default, Clone)]
+pub struct LedgerBatch {
+    pub sessions: Vec<SessionRow>,
+    pub seen: Vec<SessionSeen>,
+    pub page_views: Vec<PageViewRow>,
+    pub leases: Vec<LeaseRow>,
+    pub shared: Vec<SharedFrom>,
+    pub exhaustions: Vec<ExhaustionRow>,
+}
+
+impl LedgerBatch {
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+            && self.seen.is_empty()
+            && self.page_views.is_empty()
+            && self.leases.is_empty()
+            && self.shared.is_empty()
+            && self.exhaustions.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+            + self.seen.len()
+            + self.page_views.len()
+            + self.leases.len()
+            + self.shared.len()
+            + self.exhaustions.len()
+    }
+}
+
+/// A value bound into a multi-row statement.
+enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// Rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    head: &str,
+    width: usize,
+    rows: Vec<Vec<Arg>>,
+    tail: &str,
+) -> StorageResult<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let mut sql = String::from(head);
+        sql.push_str(" VALUES ");
+        for r in 0..chunk.len() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..width {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", r * width + c + 1));
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        // Only placeholders are interpolated; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            debug_assert_eq!(row.len(), width);
+            for arg in row {
+                query = match arg {
+                    Arg::Text(v) => query.bind(v),
+                    Arg::Int(v) => query.bind(v),
+                };
+            }
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn t(v: &str) -> Arg {
+    Arg::Text(Some(v.to_owned()))
+}
+fn ot(v: &Option<String>) -> Arg {
+    Arg::Text(v.clone())
+}
+fn i(v: i64) -> Arg {
+    Arg::Int(Some(v))
+}
+
+impl Storage {
+    pub async fn write_ledger(&self, batch: &LedgerBatch) -> StorageResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        if !batch.sessions.is_empty() {
+            let rows = batch
+                .sessions
+                .iter()
+                .map(|s| {
+                    let mut row = vec![
+                        t(&s.id),
+                        t(&s.account_id),
+                        t(&s.property_id),
+                        ot(&s.pool_id),
+                        t(&s.assignment),
+                        ot(&s.number),
+                        t(&s.landing_url),
+                        ot(&s.referrer),
+                        t(&s.channel),
+                        t(&s.source),
+                        t(&s.medium),
+                        ot(&s.campaign),
+                        ot(&s.term),
+                        ot(&s.content),
+                    ];
+                    row.extend(s.click_ids.iter().map(ot));
+                    row.extend([
+                        ot(&s.visitor_city),
+                        ot(&s.visitor_region),
+                        ot(&s.visitor_country),
+                        i(s.page_views),
+                        i(s.first_seen_at),
+                        i(s.last_seen_at),
+                    ]);
+                    row
+                })
+                .collect();
+            insert_rows(
+                &mut tx,
+                "INSERT INTO sessions (id, account_id, property_id, pool_id, assignment, number, \
+                 landing_url, referrer, channel, source, medium, campaign, term, content, gclid, \
+                 gbraid, wbraid, msclkid, fbclid, ttclid, li_fat_id, visitor_city, visitor_region, \
+                 visitor_country, page_views, first_seen_at, last_seen_at)",
+                27,
+                rows,
+                "ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
+                 page_views = excluded.page_views, number = excluded.number, \
+                 assignment = excluded.assignment",
+            )
+            .await?;
+        }
+        for seen in &batch.seen {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = $1, page_views = $2, number = $3, assignment = $4 \
+                 WHERE id = $5 AND last_seen_at <= $1",
+            )
+            .bind(seen.last_seen_at)
+            .bind(seen.page_views)
+            .bind(seen.number.clone())
+            .bind(&seen.assignment)
+            .bind(&seen.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.page_views.is_empty() {
+            let rows = batch
+                .page_views
+                .iter()
+                .map(|p| vec![t(&new_id()), t(&p.session_id), t(&p.url), i(p.viewed_at)])
+                .collect();
+            insert_rows(
+                &mut tx,
+                "INSERT INTO page_views (id, session_id, url, viewed_at)",
+                4,
+                rows,
+                "",
+            )
+            .await?;
+        }
+        if !batch.leases.is_empty() {
+            let rows = batch
+                .leases
+                .iter()
+                .map(|l| {
+                    vec![
+                        t(&l.id()),
+                        t(&l.pool_id),
+                        t(&l.number),
+                        t(&l.session_id),
+                        i(l.started_at),
+                        i(l.last_seen_at),
+                        i(l.ends_at),
+                        i(l.shared as i64),
+                    ]
+                })
+                .collect();
+            insert_rows(
+                &mut tx,
+                "INSERT INTO leases (id, pool_id, number, session_id, started_at, last_seen_at, \
+                 ends_at, shared)",
+                8,
+                rows,
+                "ON CONFLICT (id) DO UPDATE SET \
+                 last_seen_at = CASE WHEN excluded.last_seen_at > leases.last_seen_at \
+                     THEN excluded.last_seen_at ELSE leases.last_seen_at END, \
+                 ends_at = CASE WHEN excluded.ends_at > leases.ends_at \
+                     THEN excluded.ends_at ELSE leases.ends_at END, \
+                 shared = CASE WHEN excluded.shared > leases.shared \
+                     THEN excluded.shared ELSE leases.shared END",
+            )
+            .await?;
+        }
+        for shared in &batch.shared {
+            for sid in &shared.session_ids {
+                sqlx::query(
+                    "UPDATE leases SET shared = 1 WHERE session_id = $1 AND number = $2 AND ends_at > $3",
+                )
+                .bind(sid)
+                .bind(&shared.number)
+                .bind(shared.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if !batch.exhaustions.is_empty() {
+            let rows = batch
+                .exhaustions
+                .iter()
+                .map(|e| {
+                    vec![
+                        t(&new_id()),
+                        t(&e.pool_id),
+                        t(&e.session_id),
+                        t(&e.policy),
+                        i(e.at),
+                    ]
+                })
+                .collect();
+            insert_rows(
+                &mut tx,
+                "INSERT INTO exhaustion_events (id, pool_id, session_id, policy, at)",
+                5,
+                rows,
+                "",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A session as stored, with the lease it held last (to restore it into the lease store).
+    pub async fn session_with_last_lease(
+        &self,
+        session_id: &str,
+    ) -> StorageResult<Option<(SessionRow, Option<LeaseRow>)>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, account_id, property_id, pool_id, assignment, number, landing_url, referrer, \
+             channel, source, medium, campaign, term, content, gclid, gbraid, wbraid, msclkid, \
+             fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, page_views, \
+             first_seen_at, last_seen_at FROM sessions WHERE id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let session = session_from_row(&row)?;
+        let lease = sqlx::query(
+            "SELECT pool_id, number, session_id, started_at, last_seen_at, ends_at, shared \
+             FROM leases WHERE session_id = $1 ORDER BY started_at DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| lease_from_row(&r))
+        .transpose()?;
+        Ok(Some((session, lease)))
+    }
+
+    /// Leases of a pool still running at `now`, and when each number was last released.
+    pub async fn pool_lease_state(
+        &self,
+        pool_id: &str,
+        now: Millis,
+    ) -> StorageResult<(Vec<LeaseRow>, Vec<(String, Millis)>)> {
+        let running = sqlx::query(
+            "SELECT pool_id, number, session_id, started_at, last_seen_at, ends_at, shared \
+             FROM leases WHERE pool_id = $1 AND ends_at > $2",
+        )
+        .bind(pool_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(lease_from_row)
+        .collect::<StorageResult<Vec<_>>>()?;
+        let released = sqlx::query(
+            "SELECT number, MAX(ends_at) AS last_end FROM leases \
+             WHERE pool_id = $1 AND ends_at <= $2 GROUP BY number",
+        )
+        .bind(pool_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("number")?, r.try_get("last_end")?)))
+        .collect::<StorageResult<Vec<_>>>()?;
+        Ok((running, released))
+    }
+
+    /// Leases of a pool overlapping `[from, to)`, for pool health.
+    pub async fn pool_leases_between(
+        &self,
+        pool_id: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StorageResult<Vec<LeaseRow>> {
+        sqlx::query(
+            "SELECT pool_id, number, session_id, started_at, last_seen_at, ends_at, shared \
+             FROM leases WHERE pool_id = $1 AND ends_at > $2 AND started_at < $3",
+        )
+        .bind(pool_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(lease_from_row)
+        .collect()
+    }
+
+    /// Counts for pool health over `[from, to]`: new sessions routed to the pool, and
+    /// exhaustion events.
+    pub async fn pool_counts_between(
+        &self,
+        pool_id: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StorageResult<(i64, i64)> {
+        let sessions: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM sessions WHERE pool_id = $1 AND first_seen_at >= $2 AND first_seen_at <= $3",
+        )
+        .bind(pool_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        let exhaustions: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM exhaustion_events WHERE pool_id = $1 AND at >= $2 AND at <= $3",
+        )
+        .bind(pool_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok((sessions, exhaustions))
+    }
+
+    /// The page views of a session, in order (for a call's detail).
+    pub async fn page_views(&self, session_id: &str) -> StorageResult<Vec<PageViewRow>> {
+        sqlx::query(
+            "SELECT session_id, url, viewed_at FROM page_views WHERE session_id = $1 ORDER BY viewed_at, id",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(PageViewRow {
+                session_id: r.try_get("session_id")?,
+                url: r.try_get("url")?,
+                viewed_at: r.try_get("viewed_at")?,
+            })
+        })
+        .collect()
+    }
+}
+
+fn session_from_row(r: &AnyRow) -> StorageResult<SessionRow> {
+    let mut click_ids: [Option<String>; 7] = Default::default();
+    for (slot, column) in click_ids.iter_mut().zip(CLICK_ID_COLUMNS) {
+        *slot = r.try_get(column)?;
+    }
+    Ok(SessionRow {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        property_id: r.try_get("property_id")?,
+        pool_id: r.try_get("pool_id")?,
+        assignment: r.try_get("assignment")?,
+        number: r.try_get("number")?,
+        landing_url: r.try_get("landing_url")?,
+        referrer: r.try_get("referrer")?,
+        channel: r.try_get("channel")?,
+        source: r.try_get("source")?,
+        medium: r.try_get("medium")?,
+        campaign: r.try_get("campaign")?,
+        term: r.try_get("term")?,
+        content: r.try_get("content")?,
+        click_ids,
+        visitor_city: r.try_get("visitor_city")?,
+        visitor_region: r.try_get("visitor_region")?,
+        visitor_country: r.try_get("visitor_country")?,
+        page_views: r.try_get("page_views")?,
+        first_seen_at: r.try_get("first_seen_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+    })
+}
+
+fn lease_from_row(r: &AnyRow) -> StorageResult<LeaseRow> {
+    Ok(LeaseRow {
+        pool_id: r.try_get("pool_id")?,
+        number: r.try_get("number")?,
+        session_id: r.try_get("session_id")?,
+        started_at: r.try_get("started_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        ends_at: r.try_get("ends_at")?,
+        shared: r.try_get::<i64, _>("shared")? != 0,
+    })
+}
