@@ -54,6 +54,7 @@ impl Application {
             Some(url) => LeaseStore::redis(url).context("REDIS_URL")?,
             None => LeaseStore::in_process(),
         };
+        leases.connect_early().await;
         let geo = match &settings.geoip_db {
             Some(path) => Geo::open(path),
             None => Geo::disabled(),

@@ -1,8 +1,10 @@
 //! Properties and their pools by public key, cached: the page-view path reads them on every
-//! request and must not wait on the database for it. Entries refresh after `TTL`; when the
-//! database cannot be reached a stale entry keeps serving, so pages keep their numbers.
+//! request and must not wait on the database for it. An entry older than `TTL` is refreshed in
+//! the background by one request while every request keeps using it; when the database cannot
+//! be reached the stale entry keeps serving, so pages keep their numbers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -60,18 +62,22 @@ struct Entry {
     loaded: Instant,
     /// `None`: no property has this key (cached too, so unknown keys cost no query each).
     config: Option<Arc<PropertyConfig>>,
+    /// Set while one request refreshes this entry in the background; the rest use it as is.
+    refreshing: Arc<AtomicBool>,
 }
+
+type Entries = Arc<RwLock<HashMap<String, Entry>>>;
 
 pub struct Directory {
     storage: Storage,
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: Entries,
 }
 
 impl Directory {
     pub fn new(storage: Storage) -> Self {
         Self {
             storage,
-            entries: RwLock::new(HashMap::new()),
+            entries: Arc::default(),
         }
     }
 
@@ -79,60 +85,30 @@ impl Directory {
         &self,
         key: &str,
     ) -> Result<Option<Arc<PropertyConfig>>, StorageError> {
-        let stale = {
+        {
             let entries = self.entries.read().expect("lock");
-            match entries.get(key) {
-                Some(e) if e.loaded.elapsed() < TTL => return Ok(e.config.clone()),
-                Some(e) => Some(e.config.clone()),
-                None => None,
-            }
-        };
-        match self.load(key).await {
-            Ok(config) => {
-                let mut entries = self.entries.write().expect("lock");
-                if entries.len() >= MAX_ENTRIES {
-                    // Random keys must not grow the cache without bound: drop the unknown ones.
-                    entries.retain(|_, e| e.config.is_some());
+            if let Some(e) = entries.get(key) {
+                if e.loaded.elapsed() >= TTL && !e.refreshing.swap(true, Ordering::AcqRel) {
+                    // Stale: one request refreshes it off the request path; nobody waits.
+                    let (storage, entries, key) =
+                        (self.storage.clone(), self.entries.clone(), key.to_owned());
+                    let flag = e.refreshing.clone();
+                    tokio::spawn(async move {
+                        match load(&storage, &key).await {
+                            Ok(config) => insert(&entries, &key, config),
+                            Err(err) => {
+                                tracing::warn!(error = ?err, "serving a cached property: the database is unavailable");
+                                flag.store(false, Ordering::Release);
+                            }
+                        }
+                    });
                 }
-                entries.insert(
-                    key.to_owned(),
-                    Entry {
-                        loaded: Instant::now(),
-                        config: config.clone(),
-                    },
-                );
-                Ok(config)
+                return Ok(e.config.clone());
             }
-            Err(e) => match stale {
-                Some(config) => {
-                    tracing::warn!(error = ?e, "serving a cached property: the database is unavailable");
-                    Ok(config)
-                }
-                None => Err(e),
-            },
         }
-    }
-
-    async fn load(&self, key: &str) -> Result<Option<Arc<PropertyConfig>>, StorageError> {
-        let property = match self.storage.property_by_public_key(key).await {
-            Ok(p) => p,
-            Err(StorageError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let pools = self
-            .storage
-            .list_pools(&property.account_id, &property.id)
-            .await?;
-        let domains = property
-            .domains
-            .iter()
-            .map(|d| Domain::from_trusted(d.clone()))
-            .collect();
-        Ok(Some(Arc::new(PropertyConfig {
-            property,
-            domains,
-            pools,
-        })))
+        let config = load(&self.storage, key).await?;
+        insert(&self.entries, key, config.clone());
+        Ok(config)
     }
 
     /// Drops every cached entry after pools or numbers change on this instance (rare; other
@@ -140,4 +116,41 @@ impl Directory {
     pub fn invalidate_all(&self) {
         self.entries.write().expect("lock").clear();
     }
+}
+
+async fn load(storage: &Storage, key: &str) -> Result<Option<Arc<PropertyConfig>>, StorageError> {
+    let property = match storage.property_by_public_key(key).await {
+        Ok(p) => p,
+        Err(StorageError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let pools = storage
+        .list_pools(&property.account_id, &property.id)
+        .await?;
+    let domains = property
+        .domains
+        .iter()
+        .map(|d| Domain::from_trusted(d.clone()))
+        .collect();
+    Ok(Some(Arc::new(PropertyConfig {
+        property,
+        domains,
+        pools,
+    })))
+}
+
+fn insert(entries: &Entries, key: &str, config: Option<Arc<PropertyConfig>>) {
+    let mut entries = entries.write().expect("lock");
+    if entries.len() >= MAX_ENTRIES {
+        // Random keys must not grow the cache without bound: drop the unknown ones.
+        entries.retain(|_, e| e.config.is_some());
+    }
+    entries.insert(
+        key.to_owned(),
+        Entry {
+            loaded: Instant::now(),
+            config,
+            refreshing: Arc::default(),
+        },
+    );
 }

@@ -1,6 +1,6 @@
 //! The write-behind ledger: the page-view flow records sessions, page views and leases here,
 //! off the request path; a background task writes them to the database in batches, at most
-//! `FLUSH_EVERY` after they happen (the design bound is one second), and drains at shutdown.
+//! `FLUSH_EVERY` after they happen (within the design bound of one second), and drains at shutdown.
 //! A database outage holds the events in memory and retries; nothing accepted is dropped
 //! unless the backlog passes `MAX_BACKLOG`, which is logged as an error.
 
@@ -13,7 +13,7 @@ use crate::storage::{
     ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen, SharedFrom, Storage,
 };
 
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const FLUSH_EVERY: Duration = Duration::from_millis(750);
 const MAX_BACKLOG: usize = 500_000;
 
 #[derive(Debug)]

@@ -62,6 +62,8 @@ pub struct VisitAnswer {
     pub campaign: Option<String>,
     /// The pool the number came from, if any.
     pub pool: Option<String>,
+    /// The numbers the page publishes, E.164: every spelling of these is replaced by `number`.
+    pub replace: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -476,6 +478,7 @@ impl Dni {
             medium: meta.med.clone(),
             campaign: meta.cmp.clone(),
             pool: pool.map(|p| p.id.clone()),
+            replace: replaced_numbers(config),
         }
     }
 
@@ -490,6 +493,7 @@ impl Dni {
             medium: String::new(),
             campaign: None,
             pool: config.pool(bucket).map(|p| p.id.clone()),
+            replace: replaced_numbers(config),
         }
     }
 
@@ -587,7 +591,12 @@ fn default_answer(
         medium: c.medium.clone(),
         campaign: c.campaign.clone(),
         pool: None,
+        replace: replaced_numbers(config),
     }
+}
+
+fn replaced_numbers(config: &PropertyConfig) -> Vec<String> {
+    vec![config.property.default_number.clone()]
 }
 
 /// The pool whose match fits the visit, most specific first; equally specific pools go by

@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Storage, StorageResult, new_id};
+use super::{Backend, Storage, StorageResult, new_id};
 use crate::time::Millis;
 
 /// A session as first seen.
@@ -96,6 +96,9 @@ pub struct SharedFrom {
     pub at: Millis,
 }
 
+const LEASE_COLUMNS: &str =
+    "pool_id, number, session_id, started_at, last_seen_at, ends_at, shared";
+
 /// One flush worth of writes, already coalesced (one row per key).
 #[derive(Debug, Default, Clone)]
 pub struct LedgerBatch {
@@ -136,8 +139,30 @@ enum Arg {
 /// Rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// `head VALUES (...), (...) tail`, in chunks.
 async fn insert_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    head: &str,
+    width: usize,
+    rows: Vec<Vec<Arg>>,
+    tail: &str,
+) -> StorageResult<()> {
+    values_statement(
+        tx,
+        backend,
+        &format!("{head} "),
+        width,
+        rows,
+        &format!(" {tail}"),
+    )
+    .await
+}
+
+/// `head` + `VALUES (...), (...)` + `tail`, in chunks of `ROWS_PER_STATEMENT`.
+async fn values_statement(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     head: &str,
     width: usize,
     rows: Vec<Vec<Arg>>,
@@ -147,18 +172,23 @@ async fn insert_rows(
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Arg>> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
         let mut sql = String::from(head);
-        sql.push_str(" VALUES ");
+        sql.push_str("VALUES ");
         for r in 0..chunk.len() {
             sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..width {
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("${}", r * width + c + 1));
+                // Dialect branch: SQLite finds a *named* parameter by a linear scan, once per
+                // parameter, which makes a 2 500-parameter statement quadratic; its anonymous
+                // `?` parameters are positional and free. PostgreSQL needs `$n`.
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${}", r * width + c + 1)),
+                }
             }
             sql.push(')');
         }
-        sql.push(' ');
         sql.push_str(tail);
         // Only placeholders are interpolated; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -227,6 +257,7 @@ impl Storage {
                 .collect();
             insert_rows(
                 &mut tx,
+                self.backend,
                 "INSERT INTO sessions (id, account_id, property_id, pool_id, assignment, number, \
                  landing_url, referrer, channel, source, medium, campaign, term, content, gclid, \
                  gbraid, wbraid, msclkid, fbclid, ttclid, li_fat_id, visitor_city, visitor_region, \
@@ -239,29 +270,44 @@ impl Storage {
             )
             .await?;
         }
-        for seen in &batch.seen {
-            sqlx::query(
-                "UPDATE sessions SET last_seen_at = $1, page_views = $2, number = $3, assignment = $4 \
-                 WHERE id = $5 AND last_seen_at <= $1",
+        if !batch.seen.is_empty() {
+            // One statement for many rows: VALUES columns are named column1.. in both SQLite
+            // (3.33+) and PostgreSQL, so the same UPDATE ... FROM runs on either.
+            let rows = batch
+                .seen
+                .iter()
+                .map(|s| {
+                    vec![
+                        t(&s.id),
+                        i(s.last_seen_at),
+                        i(s.page_views),
+                        ot(&s.number),
+                        t(&s.assignment),
+                    ]
+                })
+                .collect();
+            values_statement(
+                &mut tx,
+                self.backend,
+                "UPDATE sessions SET last_seen_at = v.column2, page_views = v.column3, \
+                 number = v.column4, assignment = v.column5 FROM (",
+                5,
+                rows,
+                ") AS v WHERE sessions.id = v.column1 AND sessions.last_seen_at <= v.column2",
             )
-            .bind(seen.last_seen_at)
-            .bind(seen.page_views)
-            .bind(seen.number.clone())
-            .bind(&seen.assignment)
-            .bind(&seen.id)
-            .execute(&mut *tx)
             .await?;
         }
         if !batch.page_views.is_empty() {
             let rows = batch
                 .page_views
                 .iter()
-                .map(|p| vec![t(&new_id()), t(&p.session_id), t(&p.url), i(p.viewed_at)])
+                .map(|p| vec![t(&p.session_id), t(&p.url), i(p.viewed_at)])
                 .collect();
             insert_rows(
                 &mut tx,
-                "INSERT INTO page_views (id, session_id, url, viewed_at)",
-                4,
+                self.backend,
+                "INSERT INTO page_views (session_id, url, viewed_at)",
+                3,
                 rows,
                 "",
             )
@@ -286,6 +332,7 @@ impl Storage {
                 .collect();
             insert_rows(
                 &mut tx,
+                self.backend,
                 "INSERT INTO leases (id, pool_id, number, session_id, started_at, last_seen_at, \
                  ends_at, shared)",
                 8,
@@ -328,6 +375,7 @@ impl Storage {
                 .collect();
             insert_rows(
                 &mut tx,
+                self.backend,
                 "INSERT INTO exhaustion_events (id, pool_id, session_id, policy, at)",
                 5,
                 rows,
@@ -357,10 +405,9 @@ impl Storage {
             return Ok(None);
         };
         let session = session_from_row(&row)?;
-        let lease = sqlx::query(
-            "SELECT pool_id, number, session_id, started_at, last_seen_at, ends_at, shared \
-             FROM leases WHERE session_id = $1 ORDER BY started_at DESC LIMIT 1",
-        )
+        let lease = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE session_id = $1 ORDER BY started_at DESC LIMIT 1"
+        )))
         .bind(session_id)
         .fetch_optional(&self.pool)
         .await?
@@ -375,10 +422,9 @@ impl Storage {
         pool_id: &str,
         now: Millis,
     ) -> StorageResult<(Vec<LeaseRow>, Vec<(String, Millis)>)> {
-        let running = sqlx::query(
-            "SELECT pool_id, number, session_id, started_at, last_seen_at, ends_at, shared \
-             FROM leases WHERE pool_id = $1 AND ends_at > $2",
-        )
+        let running = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE pool_id = $1 AND ends_at > $2"
+        )))
         .bind(pool_id)
         .bind(now)
         .fetch_all(&self.pool)
@@ -407,10 +453,9 @@ impl Storage {
         from: Millis,
         to: Millis,
     ) -> StorageResult<Vec<LeaseRow>> {
-        sqlx::query(
-            "SELECT pool_id, number, session_id, started_at, last_seen_at, ends_at, shared \
-             FROM leases WHERE pool_id = $1 AND ends_at > $2 AND started_at < $3",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE pool_id = $1 AND ends_at > $2 AND started_at < $3"
+        )))
         .bind(pool_id)
         .bind(from)
         .bind(to)
@@ -429,31 +474,31 @@ impl Storage {
         from: Millis,
         to: Millis,
     ) -> StorageResult<(i64, i64)> {
-        let sessions: i64 = sqlx::query(
+        let count = |sql: &'static str| async move {
+            let n: i64 = sqlx::query(sql)
+                .bind(pool_id)
+                .bind(from)
+                .bind(to)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+            StorageResult::Ok(n)
+        };
+        let sessions = count(
             "SELECT COUNT(*) AS n FROM sessions WHERE pool_id = $1 AND first_seen_at >= $2 AND first_seen_at <= $3",
         )
-        .bind(pool_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?;
-        let exhaustions: i64 = sqlx::query(
+        .await?;
+        let exhaustions = count(
             "SELECT COUNT(*) AS n FROM exhaustion_events WHERE pool_id = $1 AND at >= $2 AND at <= $3",
         )
-        .bind(pool_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?;
+        .await?;
         Ok((sessions, exhaustions))
     }
 
     /// The page views of a session, in order (for a call's detail).
     pub async fn page_views(&self, session_id: &str) -> StorageResult<Vec<PageViewRow>> {
         sqlx::query(
-            "SELECT session_id, url, viewed_at FROM page_views WHERE session_id = $1 ORDER BY viewed_at, id",
+            "SELECT session_id, url, viewed_at FROM page_views WHERE session_id = $1 ORDER BY viewed_at",
         )
         .bind(session_id)
         .fetch_all(&self.pool)

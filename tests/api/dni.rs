@@ -44,6 +44,11 @@ async fn five_sessions_get_five_numbers_and_the_sixth_shares(app: TestApp) {
         let a = app.new_visitor(&key, "https://www.acme.example/").await;
         assert_eq!(a["pool"], pool["id"]);
         assert_eq!(a["expires_in"], 1800);
+        assert_eq!(
+            a["replace"],
+            json!(["+14155550100"]),
+            "the page's own number"
+        );
         assert!(seen.insert(a["number"].as_str().unwrap().to_owned()), "{a}");
         if i == 0 {
             first_session = Some(a["session"].as_str().unwrap().to_owned());

@@ -117,24 +117,27 @@ impl InProcessStore {
         let pv = pv + 1;
         let now = t.now;
 
+        let created = t.new_session.is_some() && !b.state.contains_key(t.session_id);
         let mut lease = LeaseResult::Static;
         if t.mode != Mode::Static {
-            for (num, ended_at) in b.busy.up_to(now) {
-                b.busy.remove(&num);
-                b.holders.remove(&num);
-                if b.numbers.contains(&num) {
-                    b.free.add(&num, ended_at);
-                }
-            }
             let mut fresh = false;
             let mut shared_with = Vec::new();
             let mut exhausted = false;
             let mut held = false;
             if !n.is_empty() && e > now && b.busy.score(&n).is_some() && b.numbers.contains(&n) {
                 held = true;
-            } else if !n.is_empty() && b.free.score(&n).is_some() {
-                b.free.remove(&n);
-                (held, fresh, s, sh) = (true, true, now, false);
+            } else {
+                for (num, ended_at) in b.busy.up_to(now) {
+                    b.busy.remove(&num);
+                    b.holders.remove(&num);
+                    if b.numbers.contains(&num) {
+                        b.free.add(&num, ended_at);
+                    }
+                }
+                if !n.is_empty() && b.free.score(&n).is_some() {
+                    b.free.remove(&n);
+                    (held, fresh, s, sh) = (true, true, now, false);
+                }
             }
             if !held {
                 if let Some(pick) = b.free.first() {
@@ -172,12 +175,14 @@ impl InProcessStore {
                 if b.busy.score(&n).is_none_or(|cur| cur < e) {
                     b.busy.add(&n, e);
                 }
-                let holders = b.holders.entry(n.clone()).or_default();
-                if !holders.iter().any(|h| h == t.session_id) {
-                    holders.push(t.session_id.to_owned());
+                if fresh {
+                    let holders = b.holders.entry(n.clone()).or_default();
+                    if !holders.iter().any(|h| h == t.session_id) {
+                        holders.push(t.session_id.to_owned());
+                    }
+                    let busy = b.busy.len() as u64;
+                    b.peak = b.peak.max(busy);
                 }
-                let busy = b.busy.len() as u64;
-                b.peak = b.peak.max(busy);
                 lease = LeaseResult::Held(Lease {
                     number: n.clone(),
                     started_at: s,
@@ -193,17 +198,19 @@ impl InProcessStore {
         b.state
             .insert(t.session_id.to_owned(), format_state(&n, s, e, sh, pv));
         b.seen.add(t.session_id, now);
-        let forget: Vec<String> = b
-            .seen
-            .up_to(now - t.retention_ms)
-            .into_iter()
-            .take(16)
-            .map(|(sid, _)| sid)
-            .collect();
-        for sid in forget {
-            b.state.remove(&sid);
-            b.meta.remove(&sid);
-            b.seen.remove(&sid);
+        if created {
+            let forget: Vec<String> = b
+                .seen
+                .up_to(now - t.retention_ms)
+                .into_iter()
+                .take(16)
+                .map(|(sid, _)| sid)
+                .collect();
+            for sid in forget {
+                b.state.remove(&sid);
+                b.meta.remove(&sid);
+                b.seen.remove(&sid);
+            }
         }
         TouchOutcome::Touched(Touched {
             meta,

@@ -184,6 +184,17 @@ impl LeaseStore {
         }
     }
 
+    /// Connects now, from the caller's runtime, so the connection's I/O task runs there (the
+    /// main multi-threaded runtime) rather than on whichever HTTP worker asks first. A failure
+    /// is only logged: the store connects on first use instead.
+    pub async fn connect_early(&self) {
+        if let Backend::Redis(r) = &self.backend
+            && let Err(e) = r.ping().await
+        {
+            tracing::warn!(error = %e, "redis not reachable at start; leases fall back to the default number until it is");
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), LeaseStoreError> {
         match &self.backend {
             Backend::InProcess(_) => Ok(()),

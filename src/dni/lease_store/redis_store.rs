@@ -7,7 +7,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::sync::OnceCell;
 
 use super::{
     BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, Touch, TouchOutcome,
@@ -22,8 +24,14 @@ static SYNC: std::sync::LazyLock<Script> =
 
 pub struct RedisStore {
     client: redis::Client,
-    conn: Mutex<Option<ConnectionManager>>,
+    /// Set once connected; the manager reconnects by itself after that.
+    conn: OnceCell<ConnectionManager>,
+    /// When the last attempt to connect failed (ms since the epoch; 0: never). Page views
+    /// within `RETRY_AFTER` of it answer at once instead of waiting on a dead Redis.
+    failed_at: AtomicI64,
 }
+
+const RETRY_AFTER: Millis = 1_000;
 
 /// The eight keys of a bucket, in the order the scripts name them.
 fn keys(bucket: &str) -> [String; 8] {
@@ -37,24 +45,34 @@ impl RedisStore {
     pub fn new(url: &SecretString) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url.expose_secret())?,
-            conn: Mutex::new(None),
+            conn: OnceCell::new(),
+            failed_at: AtomicI64::new(0),
         })
     }
 
     async fn connection(&self) -> Result<ConnectionManager, LeaseStoreError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(conn) = guard.as_ref() {
+        if let Some(conn) = self.conn.get() {
             return Ok(conn.clone());
+        }
+        let wall = chrono::Utc::now().timestamp_millis();
+        if wall - self.failed_at.load(Ordering::Relaxed) < RETRY_AFTER {
+            return Err(LeaseStoreError::Protocol(
+                "redis was unreachable a moment ago; not retrying yet".into(),
+            ));
         }
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(Duration::from_millis(500)))
             .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+        let conn = self
+            .conn
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
             .await
-            .map_err(LeaseStoreError::Unavailable)?;
-        *guard = Some(conn.clone());
-        Ok(conn)
+            .map_err(|e| {
+                self.failed_at.store(wall, Ordering::Relaxed);
+                LeaseStoreError::Unavailable(e)
+            })?;
+        Ok(conn.clone())
     }
 
     pub async fn ping(&self) -> Result<(), LeaseStoreError> {

@@ -34,9 +34,11 @@ if mode ~= 'static' and not redis.call('HGET', KEYS[7], 'synced') then return {'
 
 local raw = redis.call('HGET', KEYS[1], sid)
 local meta
+local created = false
 if raw then
   meta = redis.call('HGET', KEYS[2], sid)
 elseif ARGV[5] ~= '' then
+  created = true
   meta = ARGV[5]
   redis.call('HSET', KEYS[2], sid, meta)
   raw = ARGV[6]
@@ -49,22 +51,24 @@ local n, s, e, sh, pv = st[1], tonumber(st[2]), tonumber(st[3]), st[4], tonumber
 
 local outcome, co = 'static', ''
 if mode ~= 'static' then
-  -- Leases that ended free their numbers (if still live), idle since the moment they ended.
-  local ended = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'WITHSCORES')
-  for i = 1, #ended, 2 do
-    local num = ended[i]
-    redis.call('ZREM', KEYS[4], num)
-    redis.call('HDEL', KEYS[5], num)
-    if redis.call('SISMEMBER', KEYS[6], num) == 1 then redis.call('ZADD', KEYS[3], ended[i + 1], num) end
-  end
-
   local held = false
   if n ~= '' and e > now and redis.call('ZSCORE', KEYS[4], n) and redis.call('SISMEMBER', KEYS[6], n) == 1 then
+    -- A renewal: the common page view, kept to the fewest commands.
     held, outcome = true, 'renewed'
-  elseif n ~= '' and redis.call('ZSCORE', KEYS[3], n) then
-    -- Its lease ran out but nobody took the number: the visitor keeps the number they saw.
-    redis.call('ZREM', KEYS[3], n)
-    held, outcome, s, sh = true, 'leased', now, '0'
+  else
+    -- Leases that ended free their numbers (if still live), idle since the moment they ended.
+    local ended = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'WITHSCORES')
+    for i = 1, #ended, 2 do
+      local num = ended[i]
+      redis.call('ZREM', KEYS[4], num)
+      redis.call('HDEL', KEYS[5], num)
+      if redis.call('SISMEMBER', KEYS[6], num) == 1 then redis.call('ZADD', KEYS[3], ended[i + 1], num) end
+    end
+    if n ~= '' and redis.call('ZSCORE', KEYS[3], n) then
+      -- Its lease ran out but nobody took the number: the visitor keeps the number they saw.
+      redis.call('ZREM', KEYS[3], n)
+      held, outcome, s, sh = true, 'leased', now, '0'
+    end
   end
   if not held then
     local pick = redis.call('ZRANGE', KEYS[3], 0, 0)
@@ -98,23 +102,28 @@ if mode ~= 'static' then
     e = now + lease
     local cur = redis.call('ZSCORE', KEYS[4], n)
     if (not cur) or tonumber(cur) < e then redis.call('ZADD', KEYS[4], e, n) end
-    local hs = redis.call('HGET', KEYS[5], n) or ''
-    if not string.find(' ' .. hs .. ' ', ' ' .. sid .. ' ', 1, true) then
-      if hs == '' then hs = sid else hs = hs .. ' ' .. sid end
-      redis.call('HSET', KEYS[5], n, hs)
+    if outcome ~= 'renewed' then
+      local hs = redis.call('HGET', KEYS[5], n) or ''
+      if not string.find(' ' .. hs .. ' ', ' ' .. sid .. ' ', 1, true) then
+        if hs == '' then hs = sid else hs = hs .. ' ' .. sid end
+        redis.call('HSET', KEYS[5], n, hs)
+      end
+      local busy = redis.call('ZCARD', KEYS[4])
+      if busy > tonumber(redis.call('HGET', KEYS[7], 'peak') or '0') then redis.call('HSET', KEYS[7], 'peak', busy) end
     end
-    local busy = redis.call('ZCARD', KEYS[4])
-    if busy > tonumber(redis.call('HGET', KEYS[7], 'peak') or '0') then redis.call('HSET', KEYS[7], 'peak', busy) end
   end
 end
 
 redis.call('HSET', KEYS[1], sid, table.concat({n, fmt(s), fmt(e), sh, fmt(pv)}, '|'))
 redis.call('ZADD', KEYS[8], now, sid)
--- Forget sessions idle past retention, a few per call so no call is slow.
-local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[7]), 'LIMIT', 0, 16)
-for _, o in ipairs(old) do
-  redis.call('HDEL', KEYS[1], o)
-  redis.call('HDEL', KEYS[2], o)
-  redis.call('ZREM', KEYS[8], o)
+if created then
+  -- Forget sessions idle past retention, a few per new session: the set only grows with new
+  -- sessions, so this keeps it bounded without costing renewals anything.
+  local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[7]), 'LIMIT', 0, 16)
+  for _, o in ipairs(old) do
+    redis.call('HDEL', KEYS[1], o)
+    redis.call('HDEL', KEYS[2], o)
+    redis.call('ZREM', KEYS[8], o)
+  end
 end
 return {outcome, n, fmt(s), fmt(e), sh, fmt(pv), meta, co}
