@@ -125,3 +125,67 @@ fn probe(reader: &Reader<Vec<u8>>) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/geoip")
+            .join(name)
+    }
+
+    fn loc(city: &str, region: &str, country: &str) -> Option<Location> {
+        Some(Location {
+            city: Some(city.into()),
+            region: Some(region.into()),
+            country: Some(country.into()),
+        })
+    }
+
+    #[test]
+    fn cities_from_the_free_and_commercial_schemas() {
+        for file in ["GeoLite2-City-Test.mmdb", "GeoIP2-City-Test.mmdb"] {
+            let geo = Geo::open(&db(file));
+            assert!(matches!(geo.status(), GeoStatus::Ready { .. }), "{file}");
+            let at = |ip: &str| geo.locate(ip.parse().unwrap());
+            assert_eq!(at("81.2.69.142"), loc("London", "ENG", "GB"), "{file}");
+            assert_eq!(
+                at("81.2.69.150"),
+                loc("London", "ENG", "GB"),
+                "{file}: in the /28"
+            );
+            assert_eq!(at("89.160.20.112"), loc("Linköping", "E", "SE"), "{file}");
+            assert_eq!(at("216.160.83.56"), loc("Milton", "WA", "US"), "{file}");
+            assert_eq!(at("2.125.160.216"), loc("Boxford", "ENG", "GB"), "{file}");
+            for unknown in ["127.0.0.1", "10.0.0.1", "1.1.1.1", "::1"] {
+                assert_eq!(
+                    at(unknown),
+                    None,
+                    "{file}: {unknown} is city unknown, not an error"
+                );
+            }
+        }
+        // Only the commercial database knows these.
+        let geo = Geo::open(&db("GeoIP2-City-Test.mmdb"));
+        assert_eq!(
+            geo.locate("214.78.120.1".parse().unwrap()),
+            loc("San Diego", "CA", "US")
+        );
+        assert_eq!(
+            geo.locate("2001:480:10::1".parse().unwrap()),
+            loc("San Diego", "CA", "US")
+        );
+    }
+
+    #[test]
+    fn a_broken_or_missing_database_means_no_geo_not_a_failure() {
+        for file in ["GeoIP2-City-Test-Broken-Double-Format.mmdb", "nope.mmdb"] {
+            let geo = Geo::open(&db(file));
+            assert!(matches!(geo.status(), GeoStatus::Broken { .. }), "{file}");
+            assert_eq!(geo.locate("81.2.69.142".parse().unwrap()), None);
+        }
+        assert_eq!(Geo::disabled().locate("81.2.69.142".parse().unwrap()), None);
+    }
+}
