@@ -13,4 +13,5 @@ pub mod http;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod telephony;
 pub mod time;

@@ -1,0 +1,4 @@
+//! Telephony providers: each turns a provider's webhook into the service's call model and the
+//! service's routing decision into the provider's answer. Twilio first.
+
+pub mod twilio_signature;
