@@ -31,6 +31,12 @@ enum Command {
     },
     /// Start a throwaway service on SQLite with a demo account, property and pools.
     Demo(crate::demo::DemoArgs),
+    /// Print the embedded snippet's pinned path and SRI hash, and the tag for a key.
+    Snippet {
+        /// A property's public key, to print its tag.
+        #[arg(long, default_value = "<public key>")]
+        key: String,
+    },
 }
 
 #[derive(Args, Default)]
@@ -69,6 +75,16 @@ pub async fn run() -> ExitCode {
             command: AccountCommand::Create { name, json },
         } => create_account(settings, &name, json).await,
         Command::Demo(args) => crate::demo::run(settings, args).await,
+        Command::Snippet { key } => {
+            let snippet = &crate::http::snippet::SNIPPET;
+            println!("path:      {}", snippet.path());
+            println!("integrity: {}", snippet.integrity);
+            println!(
+                "tag:       {}",
+                snippet.tag(settings.public_url.as_str(), &key)
+            );
+            Ok(())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,8 +79,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
-    /// The URL the world reaches the service at (Twilio signs requests against it).
+    /// The URL the world reaches the service at (Twilio signs requests against it). When not
+    /// configured, the address the service binds (port 0 resolved once bound).
     pub public_url: Url,
+    pub public_url_configured: bool,
     pub database_url: SecretString,
     pub database_max_connections: u32,
     pub redis_url: Option<SecretString>,
@@ -187,6 +189,10 @@ impl RawSettings {
             ),
         })?;
 
+        let public_url_configured = self
+            .public_url
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty());
         let public_url = match self.public_url.as_deref().map(str::trim) {
             None | Some("") => {
                 if self.twilio_auth_token.is_some() {
@@ -292,6 +298,7 @@ impl RawSettings {
         Ok(Settings {
             bind,
             public_url,
+            public_url_configured,
             database_url: SecretString::from(database_url),
             database_max_connections,
             redis_url,

@@ -101,6 +101,10 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         "  property:    {property_id} (public key {})",
         property["public_key"].as_str().unwrap_or_default()
     );
+    println!(
+        "  snippet:     {}",
+        property["snippet_tag"].as_str().unwrap_or_default()
+    );
     println!("  pools:");
     for line in pool_lines {
         println!("{line}");

@@ -62,6 +62,10 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding SWITCHBOARD_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let mut settings = settings;
+        if !settings.public_url_configured {
+            settings.public_url = url::Url::parse(&format!("http://{}/", listener.local_addr()?))?;
+        }
         tracing::info!(
             bind = %listener.local_addr()?,
             public_url = %settings.public_url,

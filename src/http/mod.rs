@@ -9,6 +9,7 @@ mod metrics;
 pub mod openapi;
 mod pools;
 mod properties;
+pub mod snippet;
 
 use std::sync::Arc;
 
@@ -51,7 +52,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(pools::retire_number)
         .service(pools::pool_health)
         .service(dni::session)
-        .service(dni::preflight);
+        .service(dni::preflight)
+        .service(snippet::latest)
+        .service(snippet::pinned);
 }
 
 pub use metrics::track as track_metrics;

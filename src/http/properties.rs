@@ -30,14 +30,34 @@ pub struct CreatePropertyRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct PropertyList {
-    pub properties: Vec<Property>,
+    pub properties: Vec<PropertyView>,
+}
+
+/// A property as the API shows it: the stored fields plus the tag to paste into the site.
+#[derive(Serialize, ToSchema)]
+pub struct PropertyView {
+    #[serde(flatten)]
+    pub property: Property,
+    /// `<script async src=".../dni.v<version>.js" integrity="sha384-…" crossorigin="anonymous" data-key="…">`
+    pub snippet_tag: String,
+}
+
+impl PropertyView {
+    fn new(property: Property, state: &AppState) -> Self {
+        let snippet_tag =
+            super::snippet::SNIPPET.tag(state.settings.public_url.as_str(), &property.public_key);
+        Self {
+            property,
+            snippet_tag,
+        }
+    }
 }
 
 #[utoipa::path(
     tag = "properties",
     request_body = CreatePropertyRequest,
     responses(
-        (status = 201, description = "Created", body = Property),
+        (status = 201, description = "Created", body = PropertyView),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -63,7 +83,7 @@ pub async fn create_property(
         .create_property(account.id(), &new, state.clock.now_ms())
         .await?;
     tracing::info!(property_id = %property.id, account_id = %account.id(), "property created");
-    Ok(HttpResponse::Created().json(property))
+    Ok(HttpResponse::Created().json(PropertyView::new(property, &state)))
 }
 
 #[utoipa::path(
@@ -79,7 +99,13 @@ pub async fn list_properties(
     state: web::Data<AppState>,
     account: AuthedAccount,
 ) -> Result<HttpResponse, ApiError> {
-    let properties = state.storage.list_properties(account.id()).await?;
+    let properties = state
+        .storage
+        .list_properties(account.id())
+        .await?
+        .into_iter()
+        .map(|p| PropertyView::new(p, &state))
+        .collect();
     Ok(HttpResponse::Ok().json(PropertyList { properties }))
 }
 
@@ -87,7 +113,7 @@ pub async fn list_properties(
     tag = "properties",
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, body = Property),
+        (status = 200, body = PropertyView),
         (status = 404, description = "No such property in this account", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -103,7 +129,7 @@ pub async fn get_property(
         .property(account.id(), &id)
         .await
         .map_err(not_found("property"))?;
-    Ok(HttpResponse::Ok().json(property))
+    Ok(HttpResponse::Ok().json(PropertyView::new(property, &state)))
 }
 
 /// Names the missing object in a 404, keeping every other error as it is.

@@ -294,6 +294,10 @@ fn demo_sets_up_a_property_and_pools_through_the_api() {
     assert!(stdout.contains("API key:     sb_key_"), "{stdout}");
     assert!(stdout.contains("Google Ads"), "{stdout}");
     assert!(stdout.contains("8 numbers"), "{stdout}");
+    assert!(
+        stdout.contains("<script async src=\"http://127.0.0.1:"),
+        "{stdout}"
+    );
     // Run twice: the demo database is recreated, so numbers never collide.
     let again = run(
         switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])

@@ -11,5 +11,6 @@ mod dni_edges;
 mod health;
 mod pools;
 mod properties;
+mod snippet;
 mod storage_story;
 mod tenancy;
