@@ -8,6 +8,7 @@
 //   await h.stop();                     // in after()
 //
 // Fixture pages hold placeholders that the fixture server fills per request from the query:
+//   {{SNIPPET}} the snippet: the real service's /dni.js (SNIPPET_SOURCE=local: this site's copy of dist/)
 //   {{KEY}}    ?key=us|uk|other (a property created here) or any other value, used as is
 //   {{API}}    ?api=real (default) | down (connection refused) | slow (never answers)
 //              | garbage (200, not JSON) | error (500 with a JSON error)
@@ -130,6 +131,15 @@ async function startService() {
 
 const escapeAttr = (s) => String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
+/**
+ * Where pages load the snippet from: the real service's GET /dni.js (the file it embeds, which
+ * .ci/run checks is the current build), or with SNIPPET_SOURCE=local, this site's /dni.js read
+ * fresh from dist/ (to iterate on the snippet without rebuilding the service).
+ */
+function snippetSrc(service) {
+  return process.env.SNIPPET_SOURCE === 'local' ? '/dni.js' : `${service.base}/dni.js`;
+}
+
 /** The fixture site: fixtures, /dni.js (fresh from dist/ on every request) and fake APIs. */
 async function startSite(service) {
   const downPort = await freePort();
@@ -170,6 +180,7 @@ async function startSite(service) {
         })
         .join(' ');
       const html = readFileSync(join(FIXTURES, name), 'utf8')
+        .replaceAll('{{SNIPPET}}', escapeAttr(snippetSrc(service)))
         .replaceAll('{{KEY}}', escapeAttr(service.keys[key] || key))
         .replaceAll('{{API}}', escapeAttr(api))
         .replaceAll('{{ATTRS}}', attrs);
