@@ -164,13 +164,15 @@
   // ---- the service ----
 
   // One request at a time: a page view asked for meanwhile is sent when the answer is in, with
-  // the session id it brings (two requests without one would open two sessions).
-  function post() {
-    if (busy) return (again = 1);
+  // the session id it brings (two requests without one would open two sessions). A renewal
+  // (`renew`: keep the lease, count no page view) asked for meanwhile is dropped: the request in
+  // flight renews the lease anyway.
+  function post(renewal) {
+    if (busy) return renewal || (again = 1);
     busy = 1;
     again = 0;
     try {
-      var body = JSON.stringify({ key: key, session: api.session, url: (lastUrl = location.href), referrer: d.referrer });
+      var body = JSON.stringify({ key: key, session: api.session, url: (lastUrl = location.href), referrer: d.referrer, renew: renewal });
       if (w.fetch && w.AbortController) {
         var ctl = new AbortController();
         abortTimer = setTimeout(function () {
@@ -222,7 +224,7 @@
 
   // Keeps the lease while the page is visible: from the timer, and when the page is shown again.
   var renew = safe(function () {
-    if (!d.hidden && lease && Date.now() - answeredAt > lease * LEASE_RENEW_AT) post();
+    if (!d.hidden && lease && Date.now() - answeredAt > lease * LEASE_RENEW_AT) post(true);
   });
 
   // A page view of a single-page app: the URL changed without a page load.

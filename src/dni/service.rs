@@ -39,6 +39,9 @@ pub struct VisitRequest {
     pub url: String,
     #[serde(default)]
     pub referrer: Option<String>,
+    /// A lease renewal while the page stays open, not a new page view.
+    #[serde(default)]
+    pub renew: bool,
 }
 
 /// Facts about the request that the page did not write.
@@ -165,7 +168,7 @@ impl Dni {
         }
 
         if let Some(sid) = req.session.as_deref()
-            && let Some(answer) = self.returning(config, sid, &landing, now).await
+            && let Some(answer) = self.returning(config, sid, &landing, req.renew, now).await
         {
             return Ok(answer);
         }
@@ -188,6 +191,7 @@ impl Dni {
         config: &PropertyConfig,
         sid: &str,
         landing: &Url,
+        renew: bool,
         now: Millis,
     ) -> Option<VisitAnswer> {
         let bucket = bucket_of(sid)?;
@@ -200,6 +204,7 @@ impl Dni {
             now,
             new_session: None,
             retention_ms: retention(lease_ms),
+            page_view: !renew,
         };
         let touched = match self.touch(&touch).await {
             Ok(TouchOutcome::Touched(t)) => t,
@@ -223,7 +228,10 @@ impl Dni {
             number: Some(answer.number.clone()),
             assignment: assignment(pool, &touched.lease).to_owned(),
         }));
-        self.record_view_and_lease(sid, landing, pool, &touched, now);
+        if !renew {
+            self.record_view(sid, landing, now);
+        }
+        self.record_lease(sid, pool, &touched, now);
         Some(answer)
     }
 
@@ -316,6 +324,7 @@ impl Dni {
                 page_views: 0,
             }),
             retention_ms: retention(lease_ms),
+            page_view: true,
         };
         let touched = match self.touch(&touch).await {
             Ok(TouchOutcome::Touched(t)) => t,
@@ -371,7 +380,8 @@ impl Dni {
                 first_seen_at: now,
                 last_seen_at: now,
             })));
-        self.record_view_and_lease(&sid, landing, pool, &touched, now);
+        self.record_view(&sid, landing, now);
+        self.record_lease(&sid, pool, &touched, now);
         answer
     }
 
@@ -497,19 +507,15 @@ impl Dni {
         }
     }
 
-    fn record_view_and_lease(
-        &self,
-        sid: &str,
-        landing: &Url,
-        pool: Option<&Pool>,
-        touched: &Touched,
-        now: Millis,
-    ) {
+    fn record_view(&self, sid: &str, landing: &Url, now: Millis) {
         self.ledger.record(LedgerEvent::PageView(PageViewRow {
             session_id: sid.to_owned(),
             url: clip(landing.as_str()),
             viewed_at: now,
         }));
+    }
+
+    fn record_lease(&self, sid: &str, pool: Option<&Pool>, touched: &Touched, now: Millis) {
         let Some(pool) = pool.filter(|p| p.kind == PoolKind::Session) else {
             return;
         };

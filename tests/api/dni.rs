@@ -16,7 +16,42 @@ on_every_stack!(
     the_visit_is_classified_and_routed_to_the_most_specific_pool,
     source_pools_show_one_static_number_without_a_lease,
     sessions_cannot_be_forged_or_carried_to_another_property,
+    a_renewal_keeps_the_lease_without_counting_a_page_view,
 );
+
+async fn a_renewal_keeps_the_lease_without_counting_a_page_view(app: TestApp) {
+    let (pid, key) = property(&app).await;
+    session_pool(&app, &pid, 2, json!({})).await;
+    let first = app.new_visitor(&key, "https://www.acme.example/").await;
+    let sid = first["session"].as_str().unwrap();
+    // The page stays open: the snippet renews at half the lease, twice.
+    for _ in 0..2 {
+        app.advance_minutes(15);
+        let (status, _, renewed) = app
+            .visit(&Visit {
+                session: Some(sid),
+                renew: true,
+                ..Visit::new(&key)
+            })
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(renewed["number"], first["number"]);
+        assert_eq!(renewed["expires_in"], 1800);
+    }
+    // 45 minutes after the only page view the lease still runs: nobody else gets the number.
+    let other = app.new_visitor(&key, "https://www.acme.example/").await;
+    assert_ne!(other["number"], first["number"]);
+    app.flush_ledger().await;
+    let (row, lease) = app
+        .storage
+        .session_with_last_lease(sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.page_views, 1, "renewals are not page views");
+    assert_eq!(app.storage.page_views(sid).await.unwrap().len(), 1);
+    assert_eq!(lease.unwrap().ends_at - row.first_seen_at, 60 * 60_000);
+}
 
 async fn property(app: &TestApp) -> (String, String) {
     let p = app.create_property(&app.api_key).await;

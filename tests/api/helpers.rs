@@ -318,6 +318,7 @@ pub struct Visit<'a> {
     pub origin: Option<&'a str>,
     pub user_agent: &'a str,
     pub forwarded_for: Option<&'a str>,
+    pub renew: bool,
 }
 
 impl<'a> Visit<'a> {
@@ -330,6 +331,7 @@ impl<'a> Visit<'a> {
             origin: Some(ORIGIN),
             user_agent: BROWSER_UA,
             forwarded_for: None,
+            renew: false,
         }
     }
 }
@@ -342,6 +344,9 @@ impl TestApp {
         }
         if let Some(r) = v.referrer {
             body["referrer"] = json!(r);
+        }
+        if v.renew {
+            body["renew"] = json!(true);
         }
         let mut req = self
             .client

@@ -192,6 +192,8 @@ test('the lease is renewed at half of expires_in while visible, and when the pag
   await v.page.clock.runFor((ttl / 2) * 1000 + 1000);
   await v.until(() => v.answers.length === 2, 'the renewal');
   assert.equal(v.requests[1].body.session, session);
+  assert.equal(v.requests[0].body.renew, undefined, 'the page view is one');
+  assert.equal(v.requests[1].body.renew, true, 'a renewal says so: the service counts no page view');
   assert.equal(v.answers[1].number, n);
 
   // Hidden: the timer does not renew...
@@ -206,6 +208,7 @@ test('the lease is renewed at half of expires_in while visible, and when the pag
   });
   await v.until(() => v.answers.length === 3, 'the renewal on visibilitychange');
   assert.equal(v.requests[2].body.session, session);
+  assert.equal(v.requests[2].body.renew, true);
   assert.equal(v.answers[2].number, n);
   assert.deepEqual(v.errors, []);
   await v.close();

@@ -114,7 +114,7 @@ impl InProcessStore {
         };
         let (mut n, mut s, mut e, mut sh, pv) =
             parse_state(&raw).unwrap_or((String::new(), 0, 0, false, 0));
-        let pv = pv + 1;
+        let pv = pv + i64::from(t.page_view);
         let now = t.now;
 
         let created = t.new_session.is_some() && !b.state.contains_key(t.session_id);

@@ -59,6 +59,8 @@ pub struct Touch<'a> {
     pub new_session: Option<NewSession<'a>>,
     /// How long an idle session is remembered (at least twice the lease).
     pub retention_ms: Millis,
+    /// False for a lease renewal that is not a page view (the count stays).
+    pub page_view: bool,
 }
 
 #[derive(Debug, Clone)]

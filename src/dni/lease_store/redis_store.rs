@@ -101,7 +101,8 @@ impl RedisStore {
             .arg(t.mode.as_str())
             .arg(meta)
             .arg(state)
-            .arg(t.retention_ms);
+            .arg(t.retention_ms)
+            .arg(if t.page_view { 1 } else { 0 });
         let reply: Vec<Value> = invocation
             .invoke_async(&mut conn)
             .await

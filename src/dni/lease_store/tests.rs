@@ -95,6 +95,7 @@ async fn visit(store: &LeaseStore, b: &str, sid: &str, mode: Mode, now: Millis) 
             page_views: 0,
         }),
         retention_ms: 120 * MIN,
+        page_view: true,
     };
     match store.touch(&touch).await.unwrap() {
         TouchOutcome::Touched(t) => t,
@@ -236,6 +237,7 @@ async fn an_unsynced_pool_asks_for_sync_and_unknown_sessions_are_missing(store: 
         now: T0,
         new_session: None,
         retention_ms: 10 * MIN,
+        page_view: true,
     };
     assert_eq!(store.touch(&touch).await.unwrap(), TouchOutcome::NeedsSync);
     store
@@ -297,6 +299,7 @@ async fn static_buckets_remember_sessions_without_leases(store: Arc<LeaseStore>)
         now: T0 + MIN,
         new_session: None,
         retention_ms: 10 * MIN,
+        page_view: true,
     };
     match store.touch(&touch).await.unwrap() {
         TouchOutcome::Touched(t) => assert_eq!(t.page_views, 2),
@@ -358,6 +361,7 @@ async fn restored_leases_are_renewed_not_reallocated(store: Arc<LeaseStore>) {
             page_views: 4,
         }),
         retention_ms: 120 * MIN,
+        page_view: true,
     };
     let TouchOutcome::Touched(t) = store.touch(&touch).await.unwrap() else {
         panic!()

@@ -14,6 +14,7 @@
 -- ARGV[1] sid, ARGV[2] now, ARGV[3] lease ms, ARGV[4] mode: share | exclusive | static
 -- ARGV[5] meta for a session new to the store ('' for a returning one)
 -- ARGV[6] its initial state ('' for none), ARGV[7] retention ms
+-- ARGV[8] 1 when this touch is a page view, 0 for a lease renewal only
 local sid = ARGV[1]
 local now = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -47,7 +48,7 @@ else
   return {'MISSING'}
 end
 local st = split(raw)
-local n, s, e, sh, pv = st[1], tonumber(st[2]), tonumber(st[3]), st[4], tonumber(st[5]) + 1
+local n, s, e, sh, pv = st[1], tonumber(st[2]), tonumber(st[3]), st[4], tonumber(st[5]) + tonumber(ARGV[8])
 
 local outcome, co = 'static', ''
 if mode ~= 'static' then
