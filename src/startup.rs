@@ -22,6 +22,7 @@ use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
 use crate::storage::{PoolSettings, Storage};
+use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
 use crate::time::{SharedClock, SystemClock};
 
 pub struct Application {
@@ -30,6 +31,7 @@ pub struct Application {
     state: web::Data<AppState>,
     ledger_task: LedgerTask,
     pruner: tokio::task::JoinHandle<()>,
+    refresher: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -95,8 +97,23 @@ impl Application {
                 }
             })
         };
+        // Calls are routed from memory: load the table now, then keep it fresh in the background.
+        let routes = Arc::new(RoutingTable::default());
+        routes.refresh(&storage).await;
+        let refresher = {
+            let (routes, storage) = (routes.clone(), storage.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(ROUTES_REFRESH_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    routes.refresh(&storage).await;
+                }
+            })
+        };
         let state = web::Data::new(AppState {
             dni,
+            routes,
             settings: Arc::new(settings),
             storage,
             leases,
@@ -111,6 +128,7 @@ impl Application {
             state,
             ledger_task,
             pruner,
+            refresher,
         })
     }
 
@@ -131,6 +149,7 @@ impl Application {
         let result = self.server.await;
         // In-flight requests are done: write what the ledger holds, then release the database.
         self.pruner.abort();
+        self.refresher.abort();
         self.state.dni.ledger().flush().await;
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ledger_task.finish()).await;

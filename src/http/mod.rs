@@ -10,6 +10,7 @@ pub mod openapi;
 mod pools;
 mod properties;
 pub mod snippet;
+mod telephony;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use error::ApiError;
 /// Everything a handler may use. Cheap to clone (all shared).
 pub struct AppState {
     pub dni: Arc<crate::dni::service::Dni>,
+    pub routes: Arc<crate::telephony::routing::RoutingTable>,
     pub settings: Arc<Settings>,
     pub storage: Storage,
     pub leases: Arc<LeaseStore>,
@@ -54,10 +56,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(dni::session)
         .service(dni::preflight)
         .service(snippet::latest)
-        .service(snippet::pinned);
+        .service(snippet::pinned)
+        .service(telephony::twilio_voice);
 }
 
 pub use metrics::track as track_metrics;
+
+impl AppState {
+    /// A pool or its numbers changed: leases and call routes follow at once on this instance.
+    pub async fn numbers_changed(&self, pool_id: &str) {
+        self.dni.pool_changed(pool_id).await;
+        self.routes.refresh(&self.storage).await;
+    }
+}
 
 /// Unknown paths answer in the API's error shape too.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

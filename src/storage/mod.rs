@@ -24,6 +24,7 @@ pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
     SharedFrom,
 };
+pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
 
 pub type StorageResult<T> = Result<T, StorageError>;

@@ -269,3 +269,40 @@ impl Storage {
             .collect::<Result<_, _>>()?)
     }
 }
+
+/// Where calls to one tracking number go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRow {
+    pub number: String,
+    pub account_id: String,
+    pub property_id: String,
+    pub pool_id: String,
+    pub forward_to: String,
+}
+
+impl Storage {
+    /// Every number a call may come in on: live tracking numbers and pools' overflow numbers.
+    pub async fn routes(&self) -> StorageResult<Vec<RouteRow>> {
+        let rows = sqlx::query(
+            "SELECT t.e164 AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to \
+             FROM tracking_numbers t JOIN pools po ON po.id = t.pool_id \
+             JOIN properties pr ON pr.id = po.property_id WHERE t.retired_at IS NULL \
+             UNION ALL \
+             SELECT po.overflow_number AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to \
+             FROM pools po JOIN properties pr ON pr.id = po.property_id WHERE po.overflow_number IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RouteRow {
+                    number: r.try_get("number")?,
+                    account_id: r.try_get("account_id")?,
+                    property_id: r.try_get("property_id")?,
+                    pool_id: r.try_get("pool_id")?,
+                    forward_to: r.try_get("forward_to")?,
+                })
+            })
+            .collect()
+    }
+}

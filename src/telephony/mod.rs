@@ -1,4 +1,6 @@
 //! Telephony providers: each turns a provider's webhook into the service's call model and the
 //! service's routing decision into the provider's answer. Twilio first.
 
+pub mod routing;
 pub mod twilio_signature;
+pub mod twiml;

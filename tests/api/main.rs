@@ -13,4 +13,5 @@ mod pools;
 mod properties;
 mod snippet;
 mod storage_story;
+mod telephony;
 mod tenancy;
