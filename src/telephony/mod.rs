@@ -2,5 +2,6 @@
 //! service's routing decision into the provider's answer. Twilio first.
 
 pub mod routing;
+pub mod spool;
 pub mod twilio_signature;
 pub mod twiml;

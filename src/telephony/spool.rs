@@ -1,0 +1,321 @@
+//! The call spool: an append-only local file of call events, each written and `fdatasync`ed
+//! before the webhook answers, and replayed into the database by whoever reads it. Invariant 2:
+//! an acknowledged call event is never lost (it is on disk before Twilio hears back) and never
+//! counted twice: records carry a sequence number, the reader checkpoints what it stored, and
+//! since a crash between storing and checkpointing replays a record (delivery is at least
+//! once), the store must dedupe by sequence number.
+//!
+//! Layout: `<dir>/calls.spool` holds one JSON record per line; `<dir>/calls.spool.done` holds
+//! the byte offset up to which records are stored elsewhere. A crash mid-write leaves a torn
+//! last line without its newline: it was never acknowledged, so opening the spool cuts it off.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]
+pub struct Record<T> {
+    /// 1, 2, 3, ... over the spool's life (kept across compactions).
+    pub seq: u64,
+    pub event: T,
+}
+
+struct Inner {
+    file: File,
+    len: u64,
+    next_seq: u64,
+    done: u64,
+}
+
+pub struct Spool<T> {
+    path: PathBuf,
+    done_path: PathBuf,
+    inner: Mutex<Inner>,
+    _event: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Spool<T> {
+    /// Opens (or creates) the spool in `dir`, cutting off a torn last line.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("calls.spool");
+        let done_path = dir.join("calls.spool.done");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        let (good_len, last_seq) = scan(&mut file)?;
+        if good_len < file.metadata()?.len() {
+            tracing::warn!(path = %path.display(), "cutting off a torn spool record (never acknowledged)");
+            file.set_len(good_len)?;
+            file.sync_all()?;
+        }
+        let done = match std::fs::read_to_string(&done_path) {
+            Ok(s) => s.trim().parse::<u64>().unwrap_or(0).min(good_len),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        let next_seq = last_seq.max(read_seq_floor(dir)?) + 1;
+        Ok(Self {
+            path,
+            done_path,
+            inner: Mutex::new(Inner {
+                file,
+                len: good_len,
+                next_seq,
+                done,
+            }),
+            _event: PhantomData,
+        })
+    }
+
+    /// Appends an event and waits until it is on disk. Blocking: call from `spawn_blocking`.
+    pub fn append(&self, event: &T) -> io::Result<u64> {
+        let mut inner = self.inner.lock().expect("lock");
+        let seq = inner.next_seq;
+        let mut line = serde_json::to_vec(&Record { seq, event })?;
+        line.push(b'\n');
+        inner.file.write_all(&line)?;
+        inner.file.sync_data()?;
+        inner.len += line.len() as u64;
+        inner.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Records not yet acknowledged, oldest first.
+    pub fn pending(&self) -> io::Result<Vec<Record<T>>> {
+        let inner = self.inner.lock().expect("lock");
+        Ok(self
+            .read_from(&inner)?
+            .into_iter()
+            .map(|(record, _)| record)
+            .collect())
+    }
+
+    /// Marks every record up to sequence number `through` as stored elsewhere. Sequence
+    /// numbers, unlike file offsets, stay meaningful after the file is emptied, so a repeated or
+    /// late acknowledgement is harmless. When nothing is left, the file is emptied.
+    pub fn acknowledge(&self, through: u64) -> io::Result<()> {
+        let mut inner = self.inner.lock().expect("lock");
+        let mut done = inner.done;
+        for (record, end) in self.read_from(&inner)? {
+            if record.seq > through {
+                break;
+            }
+            done = end;
+        }
+        if done == inner.done {
+            return Ok(());
+        }
+        if done == inner.len {
+            // The sequence floor keeps numbers rising across the emptying.
+            let floor = inner.next_seq - 1;
+            write_atomically(&self.path.with_extension("spool.seq"), &floor.to_string())?;
+            inner.file.set_len(0)?;
+            inner.file.sync_all()?;
+            inner.len = 0;
+            inner.done = 0;
+        } else {
+            inner.done = done;
+        }
+        write_atomically(&self.done_path, &inner.done.to_string())
+    }
+
+    /// The unacknowledged records with the offset each ends at.
+    fn read_from(&self, inner: &Inner) -> io::Result<Vec<(Record<T>, u64)>> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(inner.done))?;
+        let mut reader = BufReader::new(file.take(inner.len - inner.done));
+        let mut out = Vec::new();
+        let mut end = inner.done;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            end += n as u64;
+            let record: Record<T> = serde_json::from_slice(&line)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            out.push((record, end));
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let inner = self.inner.lock().expect("lock");
+        inner.len == inner.done
+    }
+}
+
+/// The length of the well-formed prefix (complete lines) and the last sequence number in it.
+fn scan(file: &mut File) -> io::Result<(u64, u64)> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::new(&*file);
+    let (mut good, mut last_seq) = (0u64, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        #[derive(Deserialize)]
+        struct Seq {
+            seq: u64,
+        }
+        match serde_json::from_slice::<Seq>(&line) {
+            Ok(s) => last_seq = s.seq,
+            Err(_) => break,
+        }
+        good += n as u64;
+    }
+    Ok((good, last_seq))
+}
+
+fn read_seq_floor(dir: &Path) -> io::Result<u64> {
+    match std::fs::read_to_string(dir.join("calls.spool.seq")) {
+        Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces a small file so that a crash leaves either the old or the new content.
+fn write_atomically(path: &Path, content: &str) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(content.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]
+    struct Ev {
+        call: String,
+    }
+
+    fn ev(c: &str) -> Ev {
+        Ev { call: c.into() }
+    }
+
+    fn calls(p: &[Record<Ev>]) -> Vec<(u64, String)> {
+        p.iter().map(|r| (r.seq, r.event.call.clone())).collect()
+    }
+
+    #[test]
+    fn appended_events_survive_a_reopen_until_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.append(&ev("CA1")).unwrap(), 1);
+        assert_eq!(spool.append(&ev("CA2")).unwrap(), 2);
+        drop(spool); // a crash: nothing acknowledged
+
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        let pending = spool.pending().unwrap();
+        assert_eq!(calls(&pending), [(1, "CA1".into()), (2, "CA2".into())]);
+        spool.acknowledge(pending[0].seq).unwrap();
+        drop(spool);
+
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert_eq!(
+            calls(&spool.pending().unwrap()),
+            [(2, "CA2".into())],
+            "never replayed twice"
+        );
+        assert_eq!(spool.append(&ev("CA3")).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        spool.append(&ev("CA1")).unwrap();
+        drop(spool);
+        // A crash in the middle of the second write.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("calls.spool"))
+            .unwrap();
+        f.write_all(b"{\"seq\":2,\"event\":{\"ca").unwrap();
+        drop(f);
+
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert_eq!(calls(&spool.pending().unwrap()), [(1, "CA1".into())]);
+        assert_eq!(spool.append(&ev("CA2")).unwrap(), 2);
+        assert_eq!(spool.pending().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn acknowledging_everything_empties_the_file_but_not_the_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        for c in ["CA1", "CA2", "CA3"] {
+            spool.append(&ev(c)).unwrap();
+        }
+        let last = spool.pending().unwrap().last().unwrap().seq;
+        spool.acknowledge(last).unwrap();
+        assert!(spool.is_empty());
+        assert_eq!(
+            std::fs::metadata(dir.path().join("calls.spool"))
+                .unwrap()
+                .len(),
+            0
+        );
+        drop(spool);
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert!(spool.pending().unwrap().is_empty());
+        assert_eq!(
+            spool.append(&ev("CA4")).unwrap(),
+            4,
+            "sequence numbers keep rising"
+        );
+        // A late or repeated acknowledgement changes nothing.
+        spool.acknowledge(3).unwrap();
+        assert_eq!(calls(&spool.pending().unwrap()), [(4, "CA4".into())]);
+    }
+
+    #[test]
+    fn concurrent_appends_are_each_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: std::sync::Arc<Spool<Ev>> =
+            std::sync::Arc::new(Spool::open(dir.path()).unwrap());
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let spool = spool.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        spool.append(&ev(&format!("CA{t}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let pending = spool.pending().unwrap();
+        assert_eq!(pending.len(), 200);
+        let seqs: Vec<u64> = pending.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        let distinct: std::collections::HashSet<_> =
+            pending.iter().map(|r| r.event.call.clone()).collect();
+        assert_eq!(distinct.len(), 200);
+    }
+}
