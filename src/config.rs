@@ -47,6 +47,8 @@ struct RawSettings {
     max_body_bytes: usize,
     shutdown_timeout_secs: u64,
     new_sessions_per_ip_per_minute: u32,
+    #[serde(deserialize_with = "lenient_string")]
+    spool_dir: String,
 }
 
 impl Default for RawSettings {
@@ -65,6 +67,7 @@ impl Default for RawSettings {
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 30,
             new_sessions_per_ip_per_minute: 60,
+            spool_dir: "data/spool".to_owned(),
         }
     }
 }
@@ -97,6 +100,8 @@ pub struct Settings {
     /// New visitor sessions one IP address may start per minute; past it, visitors see the
     /// default number (a pool cannot be drained by one client).
     pub new_sessions_per_ip_per_minute: u32,
+    /// This instance's own folder for the call spool (local disk; never shared).
+    pub spool_dir: PathBuf,
 }
 
 /// A setting that cannot be used, named as the operator wrote it.
@@ -314,6 +319,10 @@ impl RawSettings {
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout_secs: self.shutdown_timeout_secs,
             new_sessions_per_ip_per_minute: self.new_sessions_per_ip_per_minute,
+            spool_dir: match self.spool_dir.trim() {
+                "" => return Err(invalid("spool_dir", "must name a folder")),
+                dir => PathBuf::from(dir),
+            },
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
 use crate::storage::{PoolSettings, Storage};
+use crate::telephony::recorder::CallRecorder;
 use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
 use crate::time::{SharedClock, SystemClock};
 
@@ -32,6 +33,7 @@ pub struct Application {
     ledger_task: LedgerTask,
     pruner: tokio::task::JoinHandle<()>,
     refresher: tokio::task::JoinHandle<()>,
+    replayer: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -111,9 +113,17 @@ impl Application {
                 }
             })
         };
+        let calls = Arc::new(CallRecorder::open(&settings.spool_dir).with_context(|| {
+            format!(
+                "opening the call spool in SWITCHBOARD_SPOOL_DIR={}",
+                settings.spool_dir.display()
+            )
+        })?);
+        let replayer = calls.start(storage.clone());
         let state = web::Data::new(AppState {
             dni,
             routes,
+            calls,
             settings: Arc::new(settings),
             storage,
             leases,
@@ -129,6 +139,7 @@ impl Application {
             ledger_task,
             pruner,
             refresher,
+            replayer,
         })
     }
 
@@ -150,6 +161,13 @@ impl Application {
         // In-flight requests are done: write what the ledger holds, then release the database.
         self.pruner.abort();
         self.refresher.abort();
+        self.replayer.abort();
+        if let Err(e) = self.state.calls.replay(&self.state.storage).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "calls stay in the spool for the next start"
+            );
+        }
         self.state.dni.ledger().flush().await;
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ledger_task.finish()).await;

@@ -30,6 +30,7 @@ use error::ApiError;
 pub struct AppState {
     pub dni: Arc<crate::dni::service::Dni>,
     pub routes: Arc<crate::telephony::routing::RoutingTable>,
+    pub calls: Arc<crate::telephony::recorder::CallRecorder>,
     pub settings: Arc<Settings>,
     pub storage: Storage,
     pub leases: Arc<LeaseStore>,

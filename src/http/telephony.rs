@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::PhoneNumber;
+use crate::storage::NewCall;
 use crate::telephony::{twilio_signature, twiml};
 
 /// How long the business's phone rings before Twilio gives up.
@@ -89,11 +90,36 @@ pub async fn twilio_voice(
         return Ok(twiml_response(twiml::not_in_service()));
     };
     let caller = param(&params, "From").filter(|f| !f.is_empty());
-    tracing::info!(
-        call_sid = param(&params, "CallSid").unwrap_or_default(),
-        property_id = %route.property_id,
-        "routing a call"
-    );
+    let call_sid = param(&params, "CallSid").unwrap_or_default();
+    tracing::info!(call_sid, property_id = %route.property_id, "routing a call");
+    let owned = |name: &str| {
+        param(&params, name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let call = NewCall {
+        account_id: route.account_id.clone(),
+        property_id: route.property_id.clone(),
+        pool_id: Some(route.pool_id.clone()),
+        provider: "twilio".to_owned(),
+        provider_call_id: call_sid.to_owned(),
+        tracking_number: route.number.clone(),
+        caller_number: caller
+            .and_then(|c| PhoneNumber::parse("From", c).ok())
+            .map(|n| n.to_string())
+            .or_else(|| caller.map(str::to_owned)),
+        caller_name: owned("CallerName"),
+        caller_city: owned("FromCity"),
+        caller_state: owned("FromState"),
+        caller_zip: owned("FromZip"),
+        caller_country: owned("FromCountry"),
+        status: owned("CallStatus").unwrap_or_else(|| "ringing".to_owned()),
+        started_at: state.clock.now_ms(),
+    };
+    // On disk before Twilio hears back; if even that fails the call still rings through.
+    if let Err(e) = state.calls.record(call).await {
+        tracing::error!(error = %e, call_sid, "a call could not be spooled; it rings through unrecorded");
+    }
     Ok(twiml_response(twiml::forward(
         &route.forward_to,
         caller,

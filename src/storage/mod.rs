@@ -6,6 +6,7 @@
 //! named in [`Backend`] and kept in this folder.
 
 mod accounts;
+mod calls;
 mod error;
 mod ledger;
 mod pools;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use calls::{CallRow, NewCall};
 pub use error::StorageError;
 pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,

@@ -96,6 +96,7 @@ pub struct TestApp {
     pub account_id: String,
     pub handle: actix_web::dev::ServerHandle,
     pub state: actix_web::web::Data<switchboard::http::AppState>,
+    _spool: TempDir,
     _db: Option<TestDb>,
 }
 
@@ -132,16 +133,20 @@ pub async fn spawn_sibling(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
     sibling
 }
 
-async fn start_app(
+pub async fn start_app(
     db_url: &str,
     backend: Backend,
     extra: &[(&str, &str)],
     clock: Option<std::sync::Arc<ManualClock>>,
 ) -> TestApp {
+    // Each instance has its own spool folder, as on real hosts (unless the test names one).
+    let spool = tempfile::tempdir().expect("temp dir");
+    let spool_path = spool.path().display().to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("bind", "127.0.0.1:0"),
         ("database_url", db_url),
         ("migrate_on_start", "true"),
+        ("spool_dir", &spool_path),
     ];
     pairs.extend_from_slice(extra);
     let settings = Settings::from_pairs(pairs).expect("test settings are valid");
@@ -165,6 +170,7 @@ async fn start_app(
         account_id: String::new(),
         handle,
         state,
+        _spool: spool,
         _db: None,
     }
 }

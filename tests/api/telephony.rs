@@ -3,8 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use switchboard::telephony::twilio_signature;
+use switchboard::time::Clock;
 
-use crate::helpers::{Backend, TestApp, error_of, spawn_app_with};
+use crate::helpers::{Backend, TestApp, error_of, spawn_app_with, start_app};
 
 const PUBLIC: &str = "https://calls.example.com";
 const TOKEN: &str = "twilio-test-token-0123456789";
@@ -230,4 +231,96 @@ async fn without_a_twilio_token_nothing_is_trusted() {
         (status, err["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("twilio_not_configured"))
     );
+}
+
+/// Waits (up to 5 s) for the spool's replay to store `n` calls of the property.
+async fn calls_of(
+    app: &TestApp,
+    property_id: &str,
+    n: usize,
+) -> Vec<switchboard::storage::CallRow> {
+    for _ in 0..100 {
+        let calls = app.storage.calls_of_property(property_id).await.unwrap();
+        if calls.len() >= n {
+            return calls;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{n} call(s) were not recorded");
+}
+
+/// Invariant 2: a routed call is recorded once, however often Twilio repeats the webhook.
+#[tokio::test]
+async fn a_routed_call_is_recorded_once_with_the_callers_details() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = app_with_twilio(backend).await else {
+            continue;
+        };
+        tracked(&app).await;
+        let property_id = app.storage.list_properties(&app.account_id).await.unwrap()[0]
+            .id
+            .clone();
+        for _ in 0..3 {
+            routed(&app, "+14155550110").await;
+        }
+        let calls = calls_of(&app, &property_id, 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let calls_later = app.storage.calls_of_property(&property_id).await.unwrap();
+        assert_eq!(calls_later.len(), 1, "three deliveries, one call");
+        let c = &calls[0].call;
+        assert_eq!(c.provider_call_id, "CA0123456789abcdef0123456789abcdef");
+        assert_eq!(c.tracking_number, "+14155550110");
+        assert_eq!(c.caller_number.as_deref(), Some("+14155559999"));
+        assert_eq!(c.caller_city.as_deref(), Some("SAN FRANCISCO"));
+        assert_eq!(c.caller_name.as_deref(), Some("Jane & Co <VIP>"));
+        assert_eq!(c.status, "ringing");
+        assert_eq!(c.started_at, app.clock.now_ms());
+    }
+}
+
+/// With the database unreachable the call rings through and waits in the spool; the next
+/// process on that spool records it.
+#[tokio::test]
+async fn a_call_taken_while_the_database_is_down_is_recorded_at_the_next_start() {
+    let app = app_with_twilio(Backend::Sqlite).await.unwrap();
+    tracked(&app).await;
+    let property_id = app.storage.list_properties(&app.account_id).await.unwrap()[0]
+        .id
+        .clone();
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().display().to_string();
+    let settings: &[(&str, &str)] = &[
+        ("public_url", PUBLIC),
+        ("twilio_auth_token", TOKEN),
+        ("spool_dir", &spool_dir),
+    ];
+    let down = start_app(
+        &app.db_url,
+        Backend::Sqlite,
+        settings,
+        Some(app.clock.clone()),
+    )
+    .await;
+    down.storage.close().await; // this instance's database connections are gone
+    let twiml = routed(&down, "+14155550110").await;
+    assert!(twiml.contains("<Number>+14155550101</Number>"), "{twiml}");
+    down.stop().await;
+    assert!(
+        app.storage
+            .calls_of_property(&property_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let _restarted = start_app(
+        &app.db_url,
+        Backend::Sqlite,
+        settings,
+        Some(app.clock.clone()),
+    )
+    .await;
+    let calls = calls_of(&app, &property_id, 1).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].call.caller_number.as_deref(), Some("+14155559999"));
 }
