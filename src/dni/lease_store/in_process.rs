@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
     BucketSnapshot, BucketStatus, Lease, LeaseResult, Mode, Touch, TouchOutcome, Touched,
-    format_state, parse_state,
+    format_state, parse_state, running_holders,
 };
 use crate::time::Millis;
 
@@ -266,17 +266,11 @@ impl InProcessStore {
     pub fn holders(&self, bucket: &str, number: &str, now: Millis) -> Vec<String> {
         let bucket = self.bucket(bucket);
         let b = bucket.lock().expect("lock");
-        let mut running: Vec<(Millis, String)> = b
-            .holders
-            .get(number)
-            .into_iter()
-            .flatten()
-            .filter_map(|sid| {
-                let (n, _, end, _, _) = parse_state(b.state.get(sid)?)?;
-                (n == number && end > now).then(|| (end, sid.clone()))
-            })
-            .collect();
-        running.sort_by(|a, b| b.cmp(a));
-        running.into_iter().map(|(_, sid)| sid).collect()
+        let holders = b.holders.get(number).into_iter().flatten();
+        running_holders(
+            number,
+            now,
+            holders.map(|sid| (sid.clone(), b.state.get(sid).map(String::as_str))),
+        )
     }
 }

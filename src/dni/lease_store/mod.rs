@@ -247,6 +247,24 @@ impl LeaseStore {
     }
 }
 
+/// Of a number's holders (session id, raw state), those whose lease on it runs past `now`,
+/// most recently active (latest end) first. Both stores answer `holders` with this.
+fn running_holders<'a>(
+    number: &str,
+    now: Millis,
+    holders: impl IntoIterator<Item = (String, Option<&'a str>)>,
+) -> Vec<String> {
+    let mut running: Vec<(Millis, String)> = holders
+        .into_iter()
+        .filter_map(|(sid, raw)| {
+            let (n, _, end, _, _) = parse_state(raw?)?;
+            (n == number && end > now).then_some((end, sid))
+        })
+        .collect();
+    running.sort_by(|a, b| b.cmp(a));
+    running.into_iter().map(|(_, sid)| sid).collect()
+}
+
 /// Splits `number|start|end|shared|page_views`.
 fn parse_state(raw: &str) -> Option<(String, Millis, Millis, bool, i64)> {
     let mut parts = raw.split('|');

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, Touch, TouchOutcome,
-    Touched, parse_state,
+    Touched, running_holders,
 };
 use crate::time::Millis;
 
@@ -186,16 +186,11 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(LeaseStoreError::Unavailable)?;
-        let mut running: Vec<(Millis, String)> = sids
-            .into_iter()
-            .zip(states)
-            .filter_map(|(sid, st)| {
-                let (n, _, end, _, _) = parse_state(&st?)?;
-                (n == number && end > now).then_some((end, sid))
-            })
-            .collect();
-        running.sort_by(|a, b| b.cmp(a));
-        Ok(running.into_iter().map(|(_, sid)| sid).collect())
+        Ok(running_holders(
+            number,
+            now,
+            sids.into_iter().zip(states.iter().map(|st| st.as_deref())),
+        ))
     }
 }
 
