@@ -389,18 +389,11 @@ impl Dni {
     async fn touch(&self, touch: &Touch<'_>) -> Result<TouchOutcome, LeaseStoreError> {
         match self.leases.touch(touch).await? {
             TouchOutcome::NeedsSync => {
-                if let Err(e) = self.sync_bucket(touch.bucket).await {
-                    tracing::warn!(error = %e, "cannot load a pool into the lease store");
-                    return Ok(TouchOutcome::Touched(Touched {
-                        meta: touch
-                            .new_session
-                            .as_ref()
-                            .map(|n| n.meta.to_owned())
-                            .unwrap_or_default(),
-                        page_views: 1,
-                        lease: LeaseResult::Exhausted,
-                    }));
-                }
+                // A store failure like any other: callers keep the session and show the
+                // default number until the pool can be loaded.
+                self.sync_bucket(touch.bucket)
+                    .await
+                    .map_err(|e| LeaseStoreError::PoolNotLoaded(format!("{e:#}")))?;
                 self.leases.touch(touch).await
             }
             other => Ok(other),

@@ -352,3 +352,38 @@ async fn two_instances_sharing_redis_never_give_one_number_to_two_sessions() {
 fn rand_bit(i: usize) -> bool {
     (i * 7919 + 13) % 5 < 3
 }
+
+/// A returning visitor whose pool cannot be loaded (a fresh instance with the database gone)
+/// keeps their session and sees the default number; no new session is opened for them.
+#[tokio::test]
+async fn a_pool_that_cannot_be_loaded_keeps_the_returning_session() {
+    let first = spawn_app(Backend::Sqlite).await;
+    let p = first.create_property(&first.api_key).await;
+    let pid = p["id"].as_str().unwrap();
+    let key = p["public_key"].as_str().unwrap();
+    first
+        .pool_with(pid, json!({"name": "Warm", "kind": "session", "match": {"source": "warm"}, "numbers": numbers(900, 1)}))
+        .await;
+    first
+        .pool_with(
+            pid,
+            json!({"name": "Default", "kind": "session", "numbers": numbers(910, 2)}),
+        )
+        .await;
+    let visitor = first.new_visitor(key, "https://www.acme.example/").await;
+    let sid = visitor["session"].as_str().unwrap();
+    first.flush_ledger().await;
+
+    // A new instance caches the property (and loads only the Warm pool), then loses its database.
+    let second = spawn_sibling(&first, &[]).await;
+    second
+        .new_visitor(key, "https://www.acme.example/?utm_source=warm")
+        .await;
+    second.storage.close().await;
+    let again = second.returning_visitor(key, sid).await;
+    assert_eq!(again["session"], sid, "the visitor keeps their session");
+    assert_eq!(
+        again["number"], "+14155550100",
+        "the default number until the pool loads"
+    );
+}

@@ -23,6 +23,9 @@ pub enum LeaseStoreError {
     Unavailable(#[source] redis::RedisError),
     #[error("the lease store answered something unexpected: {0}")]
     Protocol(String),
+    /// The pool's numbers could not be read from the database to load it into the store.
+    #[error("the pool could not be loaded: {0}")]
+    PoolNotLoaded(String),
 }
 
 /// How a bucket hands out numbers.
