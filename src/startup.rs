@@ -14,14 +14,17 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::attribution::Attributor;
 use crate::config::Settings;
 use crate::dni::lease_store::LeaseStore;
+use crate::dni::ledger::FLUSH_EVERY as LEDGER_FLUSH_EVERY;
 use crate::dni::ledger::{Ledger, LedgerTask};
 use crate::dni::service::Dni;
 use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
 use crate::storage::{PoolSettings, Storage};
+use crate::telephony::credentials::CredentialsTable;
 use crate::telephony::recorder::CallRecorder;
 use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
 use crate::time::{SharedClock, SystemClock};
@@ -102,28 +105,50 @@ impl Application {
         // Calls are routed from memory: load the table now, then keep it fresh in the background.
         let routes = Arc::new(RoutingTable::default());
         routes.refresh(&storage).await;
+        let credentials = Arc::new(CredentialsTable::default());
+        credentials.refresh(&storage).await;
         let refresher = {
-            let (routes, storage) = (routes.clone(), storage.clone());
+            let (routes, credentials, storage) =
+                (routes.clone(), credentials.clone(), storage.clone());
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(ROUTES_REFRESH_EVERY);
                 every.tick().await;
                 loop {
                     every.tick().await;
                     routes.refresh(&storage).await;
+                    credentials.refresh(&storage).await;
                 }
             })
         };
-        let calls = Arc::new(CallRecorder::open(&settings.spool_dir).with_context(|| {
-            format!(
-                "opening the call spool in SWITCHBOARD_SPOOL_DIR={}",
-                settings.spool_dir.display()
-            )
-        })?);
-        let replayer = calls.start(storage.clone());
+        let calls = Arc::new(
+            CallRecorder::open(&settings.spool_dir, clock.clone()).with_context(|| {
+                format!(
+                    "opening the call spool in SWITCHBOARD_SPOOL_DIR={}",
+                    settings.spool_dir.display()
+                )
+            })?,
+        );
+        // With a shared lease store, other instances' leases reach the ledger up to a flush
+        // later: calls wait that long (twice over) before attribution.
+        let settle_ms = if leases.backend_name() == "redis" {
+            2 * LEDGER_FLUSH_EVERY.as_millis() as i64 + 500
+        } else {
+            0
+        };
+        let attributor = Arc::new(Attributor::new(
+            storage.clone(),
+            leases.clone(),
+            dni.clone(),
+            clock.clone(),
+            settle_ms,
+        ));
+        let replayer = calls.start(storage.clone(), attributor.clone());
         let state = web::Data::new(AppState {
             dni,
             routes,
+            credentials,
             calls,
+            attributor,
             settings: Arc::new(settings),
             storage,
             leases,
@@ -195,6 +220,14 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
         App::new()
             .app_data(state.clone())
             .app_data(body_limit.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                http::error::ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("the query string is invalid: {err}"),
+                )
+                .into()
+            }))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
             .wrap(from_fn(http::track_metrics))

@@ -13,7 +13,7 @@ use crate::storage::{
     ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen, SharedFrom, Storage,
 };
 
-const FLUSH_EVERY: Duration = Duration::from_millis(750);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(750);
 const MAX_BACKLOG: usize = 500_000;
 
 #[derive(Debug)]

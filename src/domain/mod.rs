@@ -1,12 +1,16 @@
 //! Domain types that parse, not validate: once a value has one of these types it is known good.
 
 mod api_key;
+mod call_settings;
+mod call_status;
 mod money;
 mod phone;
 mod pool;
 mod property;
 
 pub use api_key::{IssuedApiKey, generate_public_key, hash_api_key, looks_like_api_key};
+pub use call_settings::{CallSettings, CallSettingsPatch, CallerId, Whisper};
+pub use call_status::{CallStatus, Outcome};
 pub use money::{from_micros, to_micros};
 pub use phone::PhoneNumber;
 pub use pool::{ExhaustionPolicy, NewPool, PoolKind, PoolMatch};

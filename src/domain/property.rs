@@ -3,7 +3,7 @@ use std::fmt;
 use chrono_tz::Tz;
 use iso_currency::Currency;
 
-use super::{FieldError, PhoneNumber, required_text};
+use super::{CallSettings, CallSettingsPatch, FieldError, PhoneNumber, required_text};
 
 /// A web site host a property's snippet may run on. Subdomains of it are allowed too.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -67,6 +67,7 @@ pub struct NewProperty {
     pub forward_to: PhoneNumber,
     pub timezone: Tz,
     pub currency: Currency,
+    pub call_settings: CallSettings,
 }
 
 /// The raw fields of a property, as a client sends them.
@@ -77,6 +78,7 @@ pub struct PropertyInput<'a> {
     pub forward_to: Option<&'a str>,
     pub timezone: Option<&'a str>,
     pub currency: Option<&'a str>,
+    pub call_settings: Option<&'a CallSettingsPatch>,
 }
 
 impl NewProperty {
@@ -122,7 +124,12 @@ impl NewProperty {
                 )
             })?,
         };
+        let call_settings = match input.call_settings {
+            Some(patch) => CallSettings::default().patched(patch, "call_settings")?,
+            None => CallSettings::default(),
+        };
         Ok(Self {
+            call_settings,
             name,
             domains,
             default_number,

@@ -1,6 +1,8 @@
 //! The HTTP surface: routes, extractors, and the error shape.
 
+mod account;
 pub mod auth;
+mod calls;
 mod dni;
 pub mod error;
 mod health;
@@ -30,7 +32,9 @@ use error::ApiError;
 pub struct AppState {
     pub dni: Arc<crate::dni::service::Dni>,
     pub routes: Arc<crate::telephony::routing::RoutingTable>,
+    pub credentials: Arc<crate::telephony::credentials::CredentialsTable>,
     pub calls: Arc<crate::telephony::recorder::CallRecorder>,
+    pub attributor: Arc<crate::attribution::Attributor>,
     pub settings: Arc<Settings>,
     pub storage: Storage,
     pub leases: Arc<LeaseStore>,
@@ -47,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(properties::create_property)
         .service(properties::list_properties)
         .service(properties::get_property)
+        .service(properties::update_property)
         .service(pools::create_pool)
         .service(pools::list_pools)
         .service(pools::get_pool)
@@ -58,7 +63,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(dni::preflight)
         .service(snippet::latest)
         .service(snippet::pinned)
-        .service(telephony::twilio_voice);
+        .service(telephony::twilio_voice)
+        .service(telephony::twilio_status)
+        .service(telephony::twilio_dial)
+        .service(telephony::twilio_recording)
+        .service(telephony::twilio_whisper)
+        .service(telephony::generic_call)
+        .service(account::get_telephony)
+        .service(account::put_telephony)
+        .service(account::rotate_calls_secret)
+        .service(calls::list_calls)
+        .service(calls::get_call)
+        .service(calls::erase_caller);
 }
 
 pub use metrics::track as track_metrics;
@@ -68,6 +84,11 @@ impl AppState {
     pub async fn numbers_changed(&self, pool_id: &str) {
         self.dni.pool_changed(pool_id).await;
         self.routes.refresh(&self.storage).await;
+    }
+
+    /// An account's telephony credentials changed: verify with the new ones at once.
+    pub async fn credentials_changed(&self) {
+        self.credentials.refresh(&self.storage).await;
     }
 }
 

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dni, error, health, metrics, pools, properties};
+use super::{account, calls, dni, error, health, metrics, pools, properties, telephony};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,7 @@ use super::{dni, error, health, metrics, pools, properties};
         properties::create_property,
         properties::list_properties,
         properties::get_property,
+        properties::update_property,
         pools::create_pool,
         pools::list_pools,
         pools::get_pool,
@@ -21,6 +22,13 @@ use super::{dni, error, health, metrics, pools, properties};
         pools::retire_number,
         pools::pool_health,
         dni::session,
+        calls::list_calls,
+        calls::get_call,
+        calls::erase_caller,
+        telephony::generic_call,
+        account::get_telephony,
+        account::put_telephony,
+        account::rotate_calls_secret,
         health::health,
         health::ping,
         metrics::metrics,

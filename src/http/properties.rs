@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -6,7 +6,7 @@ use super::AppState;
 use super::auth::AuthedAccount;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
-use crate::domain::{NewProperty, PropertyInput};
+use crate::domain::{CallSettingsPatch, NewProperty, PropertyInput};
 use crate::storage::{Property, StorageError};
 
 #[derive(Deserialize, ToSchema)]
@@ -26,6 +26,16 @@ pub struct CreatePropertyRequest {
     /// ISO 4217 currency. Defaults to USD.
     #[serde(default)]
     pub currency: Option<String>,
+    /// How calls ring through; every field is optional.
+    #[serde(default)]
+    pub call_settings: Option<CallSettingsPatch>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePropertyRequest {
+    /// Changes to how calls ring through; absent fields stay as they are.
+    pub call_settings: CallSettingsPatch,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -77,6 +87,7 @@ pub async fn create_property(
         forward_to: body.forward_to.as_deref(),
         timezone: body.timezone.as_deref(),
         currency: body.currency.as_deref(),
+        call_settings: body.call_settings.as_ref(),
     })?;
     let property = state
         .storage
@@ -129,6 +140,44 @@ pub async fn get_property(
         .property(account.id(), &id)
         .await
         .map_err(not_found("property"))?;
+    Ok(HttpResponse::Ok().json(PropertyView::new(property, &state)))
+}
+
+#[utoipa::path(
+    tag = "properties",
+    params(("id" = String, Path, description = "Property id")),
+    request_body = UpdatePropertyRequest,
+    responses(
+        (status = 200, body = PropertyView),
+        (status = 404, description = "No such property in this account", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[patch("/v1/properties/{id}")]
+pub async fn update_property(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<UpdatePropertyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut property = state
+        .storage
+        .property(account.id(), &id)
+        .await
+        .map_err(not_found("property"))?;
+    let settings = property
+        .call_settings
+        .patched(&body.call_settings, "call_settings")?;
+    state
+        .storage
+        .update_call_settings(account.id(), &property.id, &settings)
+        .await
+        .map_err(not_found("property"))?;
+    property.call_settings = settings;
+    // Calls ring through with the new settings at once on this instance.
+    state.routes.refresh(&state.storage).await;
+    tracing::info!(property_id = %property.id, "call settings changed");
     Ok(HttpResponse::Ok().json(PropertyView::new(property, &state)))
 }
 

@@ -1,6 +1,8 @@
-//! Twilio's voice webhook: verify the signature, answer from the in-memory routing table.
-//! Recording the call, its status callbacks and attribution come next (issue 5); this answer
-//! already never waits on the database, so calls ring through when it is down.
+//! Twilio's webhooks. The voice webhook answers from the in-memory routing table and the local
+//! spool, never the database, so calls ring through when it (or Redis) is down. Callbacks are
+//! spooled the same way and merged into the call behind the request.
+
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -8,12 +10,10 @@ use secrecy::ExposeSecret;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::PhoneNumber;
-use crate::storage::NewCall;
+use crate::domain::{PhoneNumber, Whisper};
+use crate::storage::{CallEvent, RouteRow};
+use crate::telephony::twilio::{self, Callback, Params};
 use crate::telephony::{twilio_signature, twiml};
-
-/// How long the business's phone rings before Twilio gives up.
-const RING_SECONDS: u32 = 20;
 
 fn twiml_response(body: String) -> HttpResponse {
     HttpResponse::Ok()
@@ -21,12 +21,39 @@ fn twiml_response(body: String) -> HttpResponse {
         .body(body)
 }
 
-/// Checks `X-Twilio-Signature` against the public URL Twilio called and the form parameters.
-fn verified_params(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, ApiError> {
+/// The URL Twilio called, as it signed it: the public URL, the path and the query.
+fn public_url_of(state: &AppState, req: &HttpRequest) -> String {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
+    format!("{}{path}", public_base(state))
+}
+
+fn public_base(state: &AppState) -> &str {
+    state.settings.public_url.as_str().trim_end_matches('/')
+}
+
+/// A verified Twilio request: its parameters, and the account whose own Twilio credentials
+/// signed it (None: the service-wide `TWILIO_AUTH_TOKEN` did).
+struct Verified {
+    params: Params,
+    account: Option<String>,
+}
+
+impl Verified {
+    /// The route of a tracking number, if this request may see it: a request signed with an
+    /// account's own Twilio token reaches that account's numbers only.
+    fn route(&self, state: &AppState, number: &str) -> Option<RouteRow> {
+        route_of(state, number)
+            .filter(|r| self.account.as_deref().is_none_or(|a| a == r.account_id))
+    }
+}
+
+/// Checks `X-Twilio-Signature` against the public URL Twilio called and the form parameters,
+/// with the auth token of the account that connected the request's Twilio account, or else
+/// the service-wide one.
+fn verified_params(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Verified, ApiError> {
     let signature = req
         .headers()
         .get("x-twilio-signature")
@@ -38,38 +65,53 @@ fn verified_params(
                 "X-Twilio-Signature is required",
             )
         })?;
-    let token = state.settings.twilio_auth_token.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "twilio_not_configured",
-            "this service has no TWILIO_AUTH_TOKEN to verify Twilio's requests with",
-        )
-    })?;
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or(req.path(), |p| p.as_str());
-    let url = format!(
-        "{}{path}",
-        state.settings.public_url.as_str().trim_end_matches('/')
-    );
-    if !twilio_signature::verify(token.expose_secret().as_bytes(), &url, &params, signature) {
-        tracing::warn!(%url, "a Twilio webhook failed signature verification");
+    let params = Params(url::form_urlencoded::parse(body).into_owned().collect());
+    let own = params
+        .get("AccountSid")
+        .and_then(|sid| state.credentials.of_twilio_account(sid))
+        .and_then(|c| Some((c.twilio_auth_token?, c.account_id)));
+    let (token, account) = match own {
+        Some((token, account)) => (token, Some(account)),
+        None => match &state.settings.twilio_auth_token {
+            Some(token) => (token.expose_secret().to_owned(), None),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "twilio_not_configured",
+                    "no Twilio auth token is known for this request's AccountSid, and the service has no TWILIO_AUTH_TOKEN",
+                ));
+            }
+        },
+    };
+    let url = public_url_of(state, req);
+    if !twilio_signature::verify(token.as_bytes(), &url, &params.0, signature) {
+        tracing::warn!(
+            path = req.path(),
+            "a Twilio webhook failed signature verification"
+        );
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "invalid_signature",
             "X-Twilio-Signature does not match this request",
         ));
     }
-    Ok(params)
+    Ok(Verified { params, account })
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+/// The route of a tracking number as Twilio wrote it.
+fn route_of(state: &AppState, number: &str) -> Option<RouteRow> {
+    PhoneNumber::parse("To", number)
+        .ok()
+        .and_then(|n| state.routes.route(n.as_str()))
+}
+
+/// A callback URL that carries the tracking number, so that a callback about a call this
+/// service has not stored yet can still be routed to its account.
+fn callback_url(state: &AppState, kind: &str, tracking_number: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("tn", tracking_number)
+        .finish();
+    format!("{}/v1/telephony/twilio/{kind}?{query}", public_base(state))
 }
 
 #[post("/v1/telephony/twilio/voice")]
@@ -78,51 +120,295 @@ pub async fn twilio_voice(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let params = verified_params(&state, &req, &body)?;
-    let to = param(&params, "To").ok_or_else(|| {
+    let verified = verified_params(&state, &req, &body)?;
+    let params = &verified.params;
+    let to = params.get("To").ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", "`To` is required").with_field("To")
     })?;
-    let route = PhoneNumber::parse("To", to)
-        .ok()
-        .and_then(|n| state.routes.route(n.as_str()));
-    let Some(route) = route else {
-        tracing::warn!(to, "a call to a number the service does not know");
+    let call_sid = params.get("CallSid").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "`CallSid` is required",
+        )
+        .with_field("CallSid")
+    })?;
+    let Some(route) = verified.route(&state, to) else {
+        tracing::warn!(to, call_sid, "a call to a number the service does not know");
         return Ok(twiml_response(twiml::not_in_service()));
     };
-    let caller = param(&params, "From").filter(|f| !f.is_empty());
-    let call_sid = param(&params, "CallSid").unwrap_or_default();
     tracing::info!(call_sid, property_id = %route.property_id, "routing a call");
-    let owned = |name: &str| {
-        param(&params, name)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let call = NewCall {
-        account_id: route.account_id.clone(),
-        property_id: route.property_id.clone(),
-        pool_id: Some(route.pool_id.clone()),
-        provider: "twilio".to_owned(),
-        provider_call_id: call_sid.to_owned(),
-        tracking_number: route.number.clone(),
-        caller_number: caller
-            .and_then(|c| PhoneNumber::parse("From", c).ok())
-            .map(|n| n.to_string())
-            .or_else(|| caller.map(str::to_owned)),
-        caller_name: owned("CallerName"),
-        caller_city: owned("FromCity"),
-        caller_state: owned("FromState"),
-        caller_zip: owned("FromZip"),
-        caller_country: owned("FromCountry"),
-        status: owned("CallStatus").unwrap_or_else(|| "ringing".to_owned()),
-        started_at: state.clock.now_ms(),
-    };
+    let call = twilio::started_call(params, &route, state.clock.now_ms());
+    let caller = params.get("From").map(str::to_owned);
     // On disk before Twilio hears back; if even that fails the call still rings through.
-    if let Err(e) = state.calls.record(call).await {
+    if let Err(e) = state.calls.record(CallEvent::Started(call)).await {
         tracing::error!(error = %e, call_sid, "a call could not be spooled; it rings through unrecorded");
     }
+    let whisper = (route.settings.whisper != Whisper::Off).then(|| {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("call", call_sid)
+            .finish();
+        format!(
+            "{}/v1/telephony/twilio/whisper?{query}",
+            public_base(&state)
+        )
+    });
+    let callbacks = twiml::Callbacks {
+        dial: callback_url(&state, "dial", &route.number),
+        status: callback_url(&state, "status", &route.number),
+        recording: callback_url(&state, "recording", &route.number),
+        whisper,
+    };
     Ok(twiml_response(twiml::forward(
         &route.forward_to,
-        caller,
-        RING_SECONDS,
+        caller.as_deref(),
+        &route.number,
+        &route.settings,
+        &callbacks,
     )))
+}
+
+/// Verifies and spools a callback; answers only once it is on disk, so Twilio retries what
+/// was not kept.
+async fn spool_callback(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    kind: Callback,
+) -> Result<(), ApiError> {
+    let verified = verified_params(state, req, body)?;
+    let params = &verified.params;
+    let tracking = web::Query::<TrackingQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().tn)
+        .or_else(|| params.get("To").map(str::to_owned));
+    let route = tracking.as_deref().and_then(|n| verified.route(state, n));
+    let Some(event) = twilio::progress(
+        kind,
+        params,
+        route.as_ref(),
+        verified.account.as_deref(),
+        state.clock.now_ms(),
+    ) else {
+        return Ok(());
+    };
+    let call_sid = event.call.provider_call_id.clone();
+    state
+        .calls
+        .record(CallEvent::Progress(event))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, call_sid, "a call callback could not be spooled");
+            ApiError::unavailable(e)
+        })?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct TrackingQuery {
+    tn: Option<String>,
+}
+
+#[post("/v1/telephony/twilio/status")]
+pub async fn twilio_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    spool_callback(&state, &req, &body, Callback::Status).await?;
+    Ok(twiml_response(twiml::empty()))
+}
+
+/// `<Dial action>`: the dial to the business is over, and so is the call.
+#[post("/v1/telephony/twilio/dial")]
+pub async fn twilio_dial(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // Even if the event cannot be kept, the caller must not be left on the line.
+    if let Err(e) = spool_callback(&state, &req, &body, Callback::Dial).await
+        && e.status() != StatusCode::SERVICE_UNAVAILABLE
+    {
+        return Err(e);
+    }
+    Ok(twiml_response(twiml::hangup()))
+}
+
+#[post("/v1/telephony/twilio/recording")]
+pub async fn twilio_recording(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    spool_callback(&state, &req, &body, Callback::Recording).await?;
+    Ok(twiml_response(twiml::empty()))
+}
+
+#[derive(serde::Deserialize)]
+struct WhisperQuery {
+    call: Option<String>,
+}
+
+/// What the business hears when it answers, before the caller is connected: the call's
+/// channel or campaign. Attribution is a moment old by then; if it is not ready within a
+/// second, the business hears a plain announcement rather than waiting.
+#[post("/v1/telephony/twilio/whisper")]
+pub async fn twilio_whisper(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let verified = verified_params(&state, &req, &body)?;
+    let call = web::Query::<WhisperQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().call);
+    let fallback = "Incoming call from your website.";
+    let Some(call) = call else {
+        return Ok(twiml_response(twiml::say(fallback)));
+    };
+    let lookup = async {
+        let row = state
+            .storage
+            .call_by_provider_id(twilio::PROVIDER, &call)
+            .await
+            .ok()??;
+        if verified
+            .account
+            .as_deref()
+            .is_some_and(|a| a != row.call.account_id)
+        {
+            return None;
+        }
+        let attribution = match row.attribution.clone() {
+            Some(a) => a,
+            None => state
+                .attributor
+                .attribute(&row, state.clock.now_ms())
+                .await
+                .ok()??,
+        };
+        let route = state.routes.route(&row.call.tracking_number);
+        Some((attribution, route))
+    };
+    let text = match tokio::time::timeout(Duration::from_secs(1), lookup).await {
+        Ok(Some((a, route))) => {
+            let by_campaign = route.is_some_and(|r| r.settings.whisper == Whisper::Campaign);
+            match (&a.campaign, by_campaign) {
+                (Some(campaign), true) => format!("Call from campaign {campaign}."),
+                _ => format!("Call from {}.", a.channel),
+            }
+        }
+        _ => fallback.to_owned(),
+    };
+    Ok(twiml_response(twiml::say(&text)))
+}
+
+/// What the generic endpoint answers to `call.started`: where to send the call.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RoutingAnswer {
+    pub call_id: String,
+    /// `forward`, or `reject` for a number the service does not know.
+    pub action: &'static str,
+    pub forward_to: String,
+    pub timeout_s: u32,
+    pub record: bool,
+    /// The number to show the business.
+    pub caller_id: Option<String>,
+}
+
+/// Other providers' calls, in the same model as Twilio's: `call.started` is answered with the
+/// routing decision, `call.updated` is accepted once spooled. Signed with
+/// `X-Switchboard-Signature: sha256=<hex HMAC-SHA256 of the raw body>` under the account's
+/// calls secret.
+#[utoipa::path(
+    tag = "telephony",
+    request_body = crate::telephony::generic::GenericEvent,
+    responses(
+        (status = 200, description = "call.started: the routing answer", body = RoutingAnswer),
+        (status = 202, description = "call.updated: accepted"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 404, description = "The tracking number is unknown", body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody),
+    )
+)]
+#[post("/v1/telephony/calls")]
+pub async fn generic_call(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    use crate::domain::CallerId;
+    use crate::telephony::generic::{self, Addressed, GenericEvent};
+
+    let signature = req
+        .headers()
+        .get("x-switchboard-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_signature",
+                "X-Switchboard-Signature is required",
+            )
+        })?;
+    // The tracking number names the account, whose secret signs the body.
+    let addressed: Addressed = super::json::parse(&body)?;
+    let route = route_of(&state, &addressed.to).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_number",
+            "the number called is not a tracking number of this service",
+        )
+        .with_field("to")
+    })?;
+    let secret = state
+        .credentials
+        .of_account(&route.account_id)
+        .and_then(|c| c.calls_secret)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "calls_secret_not_set",
+                "the account has no calls secret; create one with POST /v1/account/telephony/calls-secret",
+            )
+        })?;
+    if !generic::verify(secret.as_bytes(), &body, signature) {
+        tracing::warn!("a generic call event failed signature verification");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            "X-Switchboard-Signature does not match this body",
+        ));
+    }
+    let event: GenericEvent = super::json::parse(&body)?;
+    let call_event = event.into_call_event(&route, state.clock.now_ms())?;
+    let call_id = call_event.provider_call_id().to_owned();
+    let started = matches!(call_event, CallEvent::Started(_));
+    let caller = match &call_event {
+        CallEvent::Started(c) => c.caller_number.clone(),
+        CallEvent::Progress(_) => None,
+    };
+    if let Err(e) = state.calls.record(call_event).await {
+        tracing::error!(error = %e, call_id, "a call event could not be spooled");
+        if !started {
+            return Err(ApiError::unavailable(e));
+        }
+    }
+    if !started {
+        return Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": true})));
+    }
+    let caller_id = match route.settings.caller_id {
+        CallerId::Caller => caller,
+        CallerId::TrackingNumber => Some(route.number.clone()),
+    };
+    Ok(HttpResponse::Ok().json(RoutingAnswer {
+        call_id,
+        action: "forward",
+        forward_to: route.forward_to.clone(),
+        timeout_s: route.settings.ring_timeout_s,
+        record: route.settings.record,
+        caller_id,
+    }))
 }

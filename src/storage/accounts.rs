@@ -94,3 +94,79 @@ async fn insert_api_key(
     .await?;
     Ok(())
 }
+
+/// An account's telephony credentials: a Twilio account of its own, and the secret that signs
+/// its requests to the generic call endpoint. Both key HMACs, so both are kept in clear.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TelephonyCredentials {
+    pub account_id: String,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub calls_secret: Option<String>,
+}
+
+impl std::fmt::Debug for TelephonyCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secrets.
+        f.debug_struct("TelephonyCredentials")
+            .field("account_id", &self.account_id)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Sets the account's own Twilio account; a Twilio account belongs to one account only.
+    pub async fn set_twilio_credentials(
+        &self,
+        account_id: &str,
+        account_sid: &str,
+        auth_token: &str,
+    ) -> StorageResult<()> {
+        sqlx::query(
+            "UPDATE accounts SET twilio_account_sid = $1, twilio_auth_token = $2 WHERE id = $3",
+        )
+        .bind(account_sid)
+        .bind(auth_token)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if super::StorageError::is_unique_violation(&e) {
+                super::StorageError::TwilioAccountTaken
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    pub async fn set_calls_secret(&self, account_id: &str, secret: &str) -> StorageResult<()> {
+        sqlx::query("UPDATE accounts SET calls_secret = $1 WHERE id = $2")
+            .bind(secret)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The credentials of every account that has any (loaded into the routing table).
+    pub async fn telephony_credentials(&self) -> StorageResult<Vec<TelephonyCredentials>> {
+        sqlx::query(
+            "SELECT id, twilio_account_sid, twilio_auth_token, calls_secret FROM accounts \
+             WHERE twilio_auth_token IS NOT NULL OR calls_secret IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TelephonyCredentials {
+                account_id: r.try_get("id")?,
+                twilio_account_sid: r.try_get("twilio_account_sid")?,
+                twilio_auth_token: r.try_get("twilio_auth_token")?,
+                calls_secret: r.try_get("calls_secret")?,
+            })
+        })
+        .collect()
+    }
+}

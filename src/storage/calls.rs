@@ -1,10 +1,17 @@
-//! Calls, as replayed from the spool.
+//! Calls: the provider's events (replayed from the spool) merged into one row per call, and the
+//! call's attribution to a visitor session.
+//!
+//! Merging is monotone, so the order and number of deliveries do not matter (invariant 2): the
+//! status only rises in rank, times keep their earliest value, durations their largest, and
+//! "answered" once seen stays. A callback about a call the service has not seen yet (its voice
+//! event is still in another instance's spool) creates the row; the voice event completes it.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Storage, StorageResult, new_id};
+use crate::domain::{CallStatus, Outcome};
 use crate::time::Millis;
 
 /// A call as the provider first reported it (the voice webhook), with where it was routed.
@@ -26,66 +33,501 @@ pub struct NewCall {
     pub started_at: Millis,
 }
 
+/// Later news of a call: a status callback, the end of the dial to the business, a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallProgress {
+    /// Who and where, to create the call if this is the first the service hears of it. An
+    /// empty property means the route is unknown: the event only updates. A non-empty account
+    /// limits the update to that account's calls.
+    pub call: NewCall,
+    /// When the provider says it happened (or when it arrived).
+    pub at: Millis,
+    pub sequence: Option<i64>,
+    /// The call's own status (None: this event is only about the dial or a recording).
+    pub status: Option<String>,
+    pub duration_s: Option<i64>,
+    /// Whether the business answered, when this event tells.
+    pub outcome: Option<Outcome>,
+    pub answered_at: Option<Millis>,
+    /// Seconds the caller and the business were connected.
+    pub talk_s: Option<i64>,
+    pub dial_status: Option<String>,
+    pub recording_url: Option<String>,
+    pub recording_sid: Option<String>,
+    pub recording_duration_s: Option<i64>,
+}
+
+/// What the spool holds: one provider event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one per call event, never held in bulk
+pub enum CallEvent {
+    Started(NewCall),
+    Progress(CallProgress),
+}
+
+impl CallEvent {
+    pub fn provider_call_id(&self) -> &str {
+        match self {
+            CallEvent::Started(c) => &c.provider_call_id,
+            CallEvent::Progress(p) => &p.call.provider_call_id,
+        }
+    }
+}
+
+/// A call's attribution, flat as stored on the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CallAttribution {
+    pub confidence: String,
+    pub session_id: Option<String>,
+    /// Other sessions that held the number when the call came (a shared number).
+    pub candidates: Vec<String>,
+    pub channel: String,
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub term: Option<String>,
+    pub content: Option<String>,
+    pub landing_url: Option<String>,
+    pub referrer: Option<String>,
+    pub click_ids: [Option<String>; 7],
+    pub visitor_city: Option<String>,
+    pub visitor_region: Option<String>,
+    pub visitor_country: Option<String>,
+}
+
+/// A call as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRow {
     pub id: String,
     pub call: NewCall,
     pub spool_seq: i64,
+    pub status_rank: i64,
+    pub outcome: Option<String>,
+    pub answered_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub duration_s: Option<i64>,
+    pub talk_s: Option<i64>,
+    pub dial_status: Option<String>,
+    pub recording_url: Option<String>,
+    pub recording_sid: Option<String>,
+    pub recording_duration_s: Option<i64>,
+    pub last_sequence: Option<i64>,
+    pub origin: String,
+    pub erased: bool,
+    pub attribution: Option<CallAttribution>,
+    pub first_call_id: Option<String>,
+    pub attributed_at: Option<Millis>,
+    pub notified_at: Option<Millis>,
 }
 
+/// Filters for listing a property's calls.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub channel: Option<String>,
+    pub confidence: Option<String>,
+    pub status: Option<String>,
+    pub outcome: Option<String>,
+    /// Keyset paging: calls strictly before this (started_at, id).
+    pub before: Option<(Millis, String)>,
+    pub limit: i64,
+}
+
+const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, provider_call_id, \
+     tracking_number, caller_number, caller_name, caller_city, caller_state, caller_zip, \
+     caller_country, status, started_at, spool_seq, status_rank, outcome, answered_at, ended_at, \
+     duration_s, talk_s, dial_status, recording_url, recording_sid, recording_duration_s, \
+     last_sequence, origin, caller_key, confidence, session_id, candidates, channel, source, \
+     medium, campaign, term, content, landing_url, referrer, gclid, gbraid, wbraid, msclkid, \
+     fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, first_call_id, \
+     attributed_at, notified_at";
+
+const INSERT_CALL: &str = "INSERT INTO calls (id, account_id, property_id, pool_id, provider, \
+     provider_call_id, tracking_number, caller_number, caller_name, caller_city, caller_state, \
+     caller_zip, caller_country, status, status_rank, started_at, spool_seq, origin, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
 impl Storage {
-    /// Records calls from spool records `(seq, call)`, in one transaction. A call already
-    /// recorded (a provider retry, or a replay after a crash) is left as it is.
-    pub async fn record_calls(&self, calls: &[(u64, NewCall)]) -> StorageResult<()> {
+    /// Applies spool records `(seq, event)` in one transaction. Applying a record twice (a
+    /// provider retry, or a replay after a crash) changes nothing.
+    pub async fn apply_call_events(
+        &self,
+        events: &[(u64, CallEvent)],
+        now: Millis,
+    ) -> StorageResult<()> {
         let mut tx = self.pool.begin().await?;
-        for (seq, c) in calls {
-            sqlx::query(
-                "INSERT INTO calls (id, account_id, property_id, pool_id, provider, provider_call_id, \
-                 tracking_number, caller_number, caller_name, caller_city, caller_state, caller_zip, \
-                 caller_country, status, started_at, spool_seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-                 ON CONFLICT (provider, provider_call_id) DO NOTHING",
-            )
-            .bind(new_id())
-            .bind(&c.account_id)
-            .bind(&c.property_id)
-            .bind(c.pool_id.clone())
-            .bind(&c.provider)
-            .bind(&c.provider_call_id)
-            .bind(&c.tracking_number)
-            .bind(c.caller_number.clone())
-            .bind(c.caller_name.clone())
-            .bind(c.caller_city.clone())
-            .bind(c.caller_state.clone())
-            .bind(c.caller_zip.clone())
-            .bind(c.caller_country.clone())
-            .bind(&c.status)
-            .bind(c.started_at)
-            .bind(*seq as i64)
-            .execute(&mut *tx)
-            .await?;
+        for (seq, event) in events {
+            match event {
+                CallEvent::Started(c) => {
+                    let rank = CallStatus::parse(&c.status).map_or(0, CallStatus::rank);
+                    // A row a callback created first is completed: the voice webhook's time is
+                    // the one attribution looks at, so it is attributed again.
+                    let sql = format!(
+                        "{INSERT_CALL} ON CONFLICT (provider, provider_call_id) DO UPDATE SET \
+                         started_at = excluded.started_at, origin = 'voice', \
+                         caller_number = CASE WHEN calls.caller_key IS NULL THEN COALESCE(calls.caller_number, excluded.caller_number) ELSE calls.caller_number END, \
+                         caller_name = CASE WHEN calls.caller_key IS NULL THEN COALESCE(calls.caller_name, excluded.caller_name) ELSE calls.caller_name END, \
+                         caller_city = COALESCE(calls.caller_city, excluded.caller_city), \
+                         caller_state = COALESCE(calls.caller_state, excluded.caller_state), \
+                         caller_zip = COALESCE(calls.caller_zip, excluded.caller_zip), \
+                         caller_country = COALESCE(calls.caller_country, excluded.caller_country), \
+                         confidence = NULL, attributed_at = NULL, updated_at = excluded.updated_at \
+                         WHERE calls.origin = 'status'"
+                    );
+                    bind_new_call(
+                        sqlx::query(sqlx::AssertSqlSafe(sql)),
+                        c,
+                        rank,
+                        *seq,
+                        "voice",
+                        now,
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CallEvent::Progress(p) => {
+                    // First news of this call: create it with an estimated start (when the
+                    // callback named a route; without one the event can only update).
+                    if !p.call.property_id.is_empty() {
+                        let mut estimate = p.call.clone();
+                        estimate.status = CallStatus::Queued.as_str().to_owned();
+                        estimate.started_at = p.at - p.duration_s.unwrap_or(0).max(0) * 1000;
+                        let sql = format!(
+                            "{INSERT_CALL} ON CONFLICT (provider, provider_call_id) DO NOTHING"
+                        );
+                        bind_new_call(
+                            sqlx::query(sqlx::AssertSqlSafe(sql)),
+                            &estimate,
+                            0,
+                            *seq,
+                            "status",
+                            now,
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    let status = p.status.as_deref().and_then(CallStatus::parse);
+                    // A final status ends the call; without one, -1 never outranks anything.
+                    let rank = status.map_or(-1, CallStatus::rank);
+                    sqlx::query(
+                        "UPDATE calls SET \
+                         status = CASE WHEN $1 > status_rank THEN $2 ELSE status END, \
+                         ended_at = CASE WHEN $1 = 3 AND (ended_at IS NULL OR $3 < ended_at) THEN $3 ELSE ended_at END, \
+                         status_rank = CASE WHEN $1 > status_rank THEN $1 ELSE status_rank END, \
+                         duration_s = CASE WHEN $4 IS NOT NULL AND (duration_s IS NULL OR $4 > duration_s) THEN $4 ELSE duration_s END, \
+                         talk_s = CASE WHEN $5 IS NOT NULL AND (talk_s IS NULL OR $5 > talk_s) THEN $5 ELSE talk_s END, \
+                         answered_at = CASE WHEN $6 IS NOT NULL AND (answered_at IS NULL OR $6 < answered_at) THEN $6 ELSE answered_at END, \
+                         outcome = CASE WHEN outcome = 'answered' OR $7 = 'answered' THEN 'answered' ELSE COALESCE($7, outcome) END, \
+                         dial_status = COALESCE($8, dial_status), \
+                         recording_url = CASE WHEN caller_key IS NULL THEN COALESCE($9, recording_url) ELSE recording_url END, \
+                         recording_sid = CASE WHEN caller_key IS NULL THEN COALESCE($10, recording_sid) ELSE recording_sid END, \
+                         recording_duration_s = COALESCE($11, recording_duration_s), \
+                         last_sequence = CASE WHEN $12 IS NOT NULL AND (last_sequence IS NULL OR $12 > last_sequence) THEN $12 ELSE last_sequence END, \
+                         updated_at = $13 \
+                         WHERE provider = $14 AND provider_call_id = $15 \
+                         AND ($16 = '' OR account_id = $16)",
+                    )
+                    .bind(rank)
+                    .bind(status.map(|s| s.as_str().to_owned()))
+                    .bind(p.at)
+                    .bind(p.duration_s)
+                    .bind(p.talk_s)
+                    .bind(p.answered_at)
+                    .bind(p.outcome.map(|o| o.as_str().to_owned()))
+                    .bind(p.dial_status.clone())
+                    .bind(p.recording_url.clone())
+                    .bind(p.recording_sid.clone())
+                    .bind(p.recording_duration_s)
+                    .bind(p.sequence)
+                    .bind(now)
+                    .bind(&p.call.provider)
+                    .bind(&p.call.provider_call_id)
+                    .bind(&p.call.account_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(())
     }
 
+    /// Calls waiting for attribution that started at or before `started_by`, oldest first.
+    pub async fn calls_to_attribute(
+        &self,
+        started_by: Millis,
+        limit: i64,
+    ) -> StorageResult<Vec<CallRow>> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE confidence IS NULL AND started_at <= $1 \
+             ORDER BY started_at, id LIMIT $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(started_by)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(call_from_row)
+            .collect()
+    }
+
+    /// Stores a call's attribution and recomputes which of the caller's calls is their first
+    /// (a replay can bring an earlier call after a later one).
+    pub async fn store_attribution(
+        &self,
+        call: &CallRow,
+        a: &CallAttribution,
+        now: Millis,
+    ) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let mut query = sqlx::query(
+            "UPDATE calls SET confidence = $1, session_id = $2, candidates = $3, channel = $4, \
+             source = $5, medium = $6, campaign = $7, term = $8, content = $9, landing_url = $10, \
+             referrer = $11, gclid = $12, gbraid = $13, wbraid = $14, msclkid = $15, fbclid = $16, \
+             ttclid = $17, li_fat_id = $18, visitor_city = $19, visitor_region = $20, \
+             visitor_country = $21, attributed_at = $22 WHERE id = $23",
+        )
+        .bind(&a.confidence)
+        .bind(a.session_id.clone())
+        .bind(serde_json::to_string(&a.candidates).expect("strings serialise"))
+        .bind(&a.channel)
+        .bind(a.source.clone())
+        .bind(a.medium.clone())
+        .bind(a.campaign.clone())
+        .bind(a.term.clone())
+        .bind(a.content.clone())
+        .bind(a.landing_url.clone())
+        .bind(a.referrer.clone());
+        for id in &a.click_ids {
+            query = query.bind(id.clone());
+        }
+        query
+            .bind(a.visitor_city.clone())
+            .bind(a.visitor_region.clone())
+            .bind(a.visitor_country.clone())
+            .bind(now)
+            .bind(&call.id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(caller) = &call.call.caller_number {
+            let first: Option<String> = sqlx::query(
+                "SELECT id FROM calls WHERE account_id = $1 AND caller_number = $2 \
+                 ORDER BY started_at, id LIMIT 1",
+            )
+            .bind(&call.call.account_id)
+            .bind(caller)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()?;
+            if let Some(first) = first {
+                sqlx::query(
+                    "UPDATE calls SET first_call_id = CASE WHEN id = $1 THEN NULL ELSE $1 END \
+                     WHERE account_id = $2 AND caller_number = $3",
+                )
+                .bind(&first)
+                .bind(&call.call.account_id)
+                .bind(caller)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Final, attributed calls whose `call.completed` event is not queued yet; marks them.
+    pub async fn take_completed_calls(&self, now: Millis) -> StorageResult<Vec<CallRow>> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE notified_at IS NULL AND status_rank = 3 \
+             AND confidence IS NOT NULL ORDER BY started_at, id LIMIT 200"
+        );
+        let rows: Vec<CallRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(call_from_row)
+            .collect::<StorageResult<_>>()?;
+        let mut taken = Vec::with_capacity(rows.len());
+        for row in rows {
+            // Several instances may race for the same call: the one whose update lands sends.
+            let done = sqlx::query(
+                "UPDATE calls SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL",
+            )
+            .bind(now)
+            .bind(&row.id)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                taken.push(row);
+            }
+        }
+        Ok(taken)
+    }
+
     /// The calls of a property, oldest first.
     pub async fn calls_of_property(&self, property_id: &str) -> StorageResult<Vec<CallRow>> {
-        sqlx::query(
-            "SELECT id, account_id, property_id, pool_id, provider, provider_call_id, tracking_number, \
-             caller_number, caller_name, caller_city, caller_state, caller_zip, caller_country, status, \
-             started_at, spool_seq FROM calls WHERE property_id = $1 ORDER BY started_at, id",
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE property_id = $1 ORDER BY started_at, id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(call_from_row)
+            .collect()
+    }
+
+    /// A page of a property's calls, newest first.
+    pub async fn list_calls(
+        &self,
+        property_id: &str,
+        f: &CallFilter,
+    ) -> StorageResult<Vec<CallRow>> {
+        // Optional filters as `($n IS NULL OR column = $n)`: one statement text for every
+        // combination, so it stays portable and cached.
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE property_id = $1 \
+             AND ($2 IS NULL OR started_at >= $2) AND ($3 IS NULL OR started_at < $3) \
+             AND ($4 IS NULL OR channel = $4) AND ($5 IS NULL OR confidence = $5) \
+             AND ($6 IS NULL OR status = $6) AND ($7 IS NULL OR outcome = $7) \
+             AND ($8 IS NULL OR started_at < $8 OR (started_at = $8 AND id < $9)) \
+             ORDER BY started_at DESC, id DESC LIMIT $10"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id)
+            .bind(f.from)
+            .bind(f.to)
+            .bind(f.channel.clone())
+            .bind(f.confidence.clone())
+            .bind(f.status.clone())
+            .bind(f.outcome.clone())
+            .bind(f.before.as_ref().map(|b| b.0))
+            .bind(f.before.as_ref().map(|b| b.1.clone()).unwrap_or_default())
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(call_from_row)
+            .collect()
+    }
+
+    /// One call of an account.
+    pub async fn call(&self, account_id: &str, call_id: &str) -> StorageResult<CallRow> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 AND account_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(call_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(super::StorageError::NotFound)?;
+        call_from_row(&row)
+    }
+
+    /// A call by the provider's id (no account scope: the provider's request was verified).
+    pub async fn call_by_provider_id(
+        &self,
+        provider: &str,
+        provider_call_id: &str,
+    ) -> StorageResult<Option<CallRow>> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE provider = $1 AND provider_call_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(provider)
+            .bind(provider_call_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(call_from_row)
+            .transpose()
+    }
+
+    /// Erases a caller from every call of the account (their number, name, street-level
+    /// location and recordings), leaving a random stand-in so counts of unique callers hold.
+    /// Returns how many calls were changed.
+    pub async fn erase_caller(&self, account_id: &str, number: &str) -> StorageResult<u64> {
+        let stand_in = format!("erased:{}", uuid::Uuid::new_v4().simple());
+        let done = sqlx::query(
+            "UPDATE calls SET caller_number = NULL, caller_name = NULL, caller_zip = NULL, \
+             recording_url = NULL, recording_sid = NULL, caller_key = $1 \
+             WHERE account_id = $2 AND caller_number = $3",
         )
-        .bind(property_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(call_from_row)
-        .collect()
+        .bind(stand_in)
+        .bind(account_id)
+        .bind(number)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 
+fn bind_new_call<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    c: &NewCall,
+    rank: i64,
+    seq: u64,
+    origin: &'static str,
+    now: Millis,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(new_id())
+        .bind(c.account_id.clone())
+        .bind(c.property_id.clone())
+        .bind(c.pool_id.clone())
+        .bind(c.provider.clone())
+        .bind(c.provider_call_id.clone())
+        .bind(c.tracking_number.clone())
+        .bind(c.caller_number.clone())
+        .bind(c.caller_name.clone())
+        .bind(c.caller_city.clone())
+        .bind(c.caller_state.clone())
+        .bind(c.caller_zip.clone())
+        .bind(c.caller_country.clone())
+        .bind(c.status.clone())
+        .bind(rank)
+        .bind(c.started_at)
+        .bind(seq as i64)
+        .bind(origin)
+        .bind(now)
+}
+
 fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
+    let confidence: Option<String> = r.try_get("confidence")?;
+    let attribution = match confidence {
+        None => None,
+        Some(confidence) => {
+            let mut click_ids: [Option<String>; 7] = Default::default();
+            for (slot, column) in click_ids.iter_mut().zip(super::CLICK_ID_COLUMNS) {
+                *slot = r.try_get(column)?;
+            }
+            let candidates: Option<String> = r.try_get("candidates")?;
+            Some(CallAttribution {
+                confidence,
+                session_id: r.try_get("session_id")?,
+                candidates: candidates
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+                channel: r
+                    .try_get::<Option<String>, _>("channel")?
+                    .unwrap_or_default(),
+                source: r.try_get("source")?,
+                medium: r.try_get("medium")?,
+                campaign: r.try_get("campaign")?,
+                term: r.try_get("term")?,
+                content: r.try_get("content")?,
+                landing_url: r.try_get("landing_url")?,
+                referrer: r.try_get("referrer")?,
+                click_ids,
+                visitor_city: r.try_get("visitor_city")?,
+                visitor_region: r.try_get("visitor_region")?,
+                visitor_country: r.try_get("visitor_country")?,
+            })
+        }
+    };
     Ok(CallRow {
         id: r.try_get("id")?,
         spool_seq: r.try_get("spool_seq")?,
@@ -105,5 +547,22 @@ fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
             status: r.try_get("status")?,
             started_at: r.try_get("started_at")?,
         },
+        status_rank: r.try_get("status_rank")?,
+        outcome: r.try_get("outcome")?,
+        answered_at: r.try_get("answered_at")?,
+        ended_at: r.try_get("ended_at")?,
+        duration_s: r.try_get("duration_s")?,
+        talk_s: r.try_get("talk_s")?,
+        dial_status: r.try_get("dial_status")?,
+        recording_url: r.try_get("recording_url")?,
+        recording_sid: r.try_get("recording_sid")?,
+        recording_duration_s: r.try_get("recording_duration_s")?,
+        last_sequence: r.try_get("last_sequence")?,
+        origin: r.try_get("origin")?,
+        erased: r.try_get::<Option<String>, _>("caller_key")?.is_some(),
+        attribution,
+        first_call_id: r.try_get("first_call_id")?,
+        attributed_at: r.try_get("attributed_at")?,
+        notified_at: r.try_get("notified_at")?,
     })
 }

@@ -96,6 +96,11 @@ pub struct SharedFrom {
     pub at: Millis,
 }
 
+const SESSION_COLUMNS: &str = "id, account_id, property_id, pool_id, assignment, number, \
+     landing_url, referrer, channel, source, medium, campaign, term, content, gclid, gbraid, \
+     wbraid, msclkid, fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, \
+     page_views, first_seen_at, last_seen_at";
+
 const LEASE_COLUMNS: &str =
     "pool_id, number, session_id, started_at, last_seen_at, ends_at, shared";
 
@@ -392,12 +397,9 @@ impl Storage {
         &self,
         session_id: &str,
     ) -> StorageResult<Option<(SessionRow, Option<LeaseRow>)>> {
-        let Some(row) = sqlx::query(
-            "SELECT id, account_id, property_id, pool_id, assignment, number, landing_url, referrer, \
-             channel, source, medium, campaign, term, content, gclid, gbraid, wbraid, msclkid, \
-             fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, page_views, \
-             first_seen_at, last_seen_at FROM sessions WHERE id = $1",
-        )
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        )))
         .bind(session_id)
         .fetch_optional(&self.pool)
         .await?
@@ -555,4 +557,101 @@ fn lease_from_row(r: &AnyRow) -> StorageResult<LeaseRow> {
         ends_at: r.try_get("ends_at")?,
         shared: r.try_get::<i64, _>("shared")? != 0,
     })
+}
+
+/// Reads of the ledger that a call's attribution makes.
+impl Storage {
+    /// Leases of `number` in `pool_id` covering the instant `at`.
+    pub async fn leases_covering(
+        &self,
+        pool_id: &str,
+        number: &str,
+        at: Millis,
+    ) -> StorageResult<Vec<LeaseRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE number = $1 AND pool_id = $2 \
+             AND started_at <= $3 AND ends_at > $3"
+        )))
+        .bind(number)
+        .bind(pool_id)
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(lease_from_row)
+        .collect()
+    }
+
+    /// The lease of `number` in `pool_id` that ended last at or before `at`.
+    pub async fn last_lease_ended_by(
+        &self,
+        pool_id: &str,
+        number: &str,
+        at: Millis,
+    ) -> StorageResult<Option<LeaseRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE number = $1 AND pool_id = $2 \
+             AND ends_at <= $3 ORDER BY ends_at DESC, session_id LIMIT 1"
+        )))
+        .bind(number)
+        .bind(pool_id)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(lease_from_row)
+        .transpose()
+    }
+
+    /// When the session last viewed a page at or before `at`.
+    pub async fn last_page_view_by(
+        &self,
+        session_id: &str,
+        at: Millis,
+    ) -> StorageResult<Option<Millis>> {
+        let row = sqlx::query(
+            "SELECT MAX(viewed_at) AS last FROM page_views WHERE session_id = $1 AND viewed_at <= $2",
+        )
+        .bind(session_id)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("last")?)
+    }
+
+    pub async fn session(&self, session_id: &str) -> StorageResult<Option<SessionRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        )))
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    /// The session last shown `number` (without a lease: a source or overflow number) that was
+    /// active in `[since, at]`.
+    pub async fn last_session_shown(
+        &self,
+        property_id: &str,
+        number: &str,
+        since: Millis,
+        at: Millis,
+    ) -> StorageResult<Option<SessionRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE property_id = $1 AND number = $2 \
+             AND first_seen_at <= $3 AND last_seen_at >= $4 ORDER BY last_seen_at DESC, id LIMIT 1"
+        )))
+        .bind(property_id)
+        .bind(number)
+        .bind(at)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
 }

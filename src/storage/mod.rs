@@ -20,7 +20,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
-pub use calls::{CallRow, NewCall};
+pub use accounts::TelephonyCredentials;
+pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;
 pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,

@@ -3,7 +3,8 @@ use sqlx::any::AnyRow;
 
 use super::{Pool, Storage, StorageError, StorageResult, TrackingNumber, new_id};
 use crate::domain::{
-    ExhaustionPolicy, NewPool, PhoneNumber, PoolKind, PoolMatch, from_micros, to_micros,
+    CallSettings, ExhaustionPolicy, NewPool, PhoneNumber, PoolKind, PoolMatch, from_micros,
+    to_micros,
 };
 use crate::time::{Millis, to_datetime};
 
@@ -270,25 +271,28 @@ impl Storage {
     }
 }
 
-/// Where calls to one tracking number go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where calls to one tracking number go, and how they ring through.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouteRow {
     pub number: String,
     pub account_id: String,
     pub property_id: String,
     pub pool_id: String,
     pub forward_to: String,
+    pub settings: CallSettings,
 }
 
 impl Storage {
     /// Every number a call may come in on: live tracking numbers and pools' overflow numbers.
     pub async fn routes(&self) -> StorageResult<Vec<RouteRow>> {
         let rows = sqlx::query(
-            "SELECT t.e164 AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to \
+            "SELECT t.e164 AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to, \
+             pr.ring_timeout_s, pr.record, pr.caller_id, pr.whisper, pr.attribution_window_hours \
              FROM tracking_numbers t JOIN pools po ON po.id = t.pool_id \
              JOIN properties pr ON pr.id = po.property_id WHERE t.retired_at IS NULL \
              UNION ALL \
-             SELECT po.overflow_number AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to \
+             SELECT po.overflow_number AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to, \
+             pr.ring_timeout_s, pr.record, pr.caller_id, pr.whisper, pr.attribution_window_hours \
              FROM pools po JOIN properties pr ON pr.id = po.property_id WHERE po.overflow_number IS NOT NULL",
         )
         .fetch_all(&self.pool)
@@ -301,6 +305,13 @@ impl Storage {
                     property_id: r.try_get("property_id")?,
                     pool_id: r.try_get("pool_id")?,
                     forward_to: r.try_get("forward_to")?,
+                    settings: CallSettings::from_db(
+                        r.try_get("ring_timeout_s")?,
+                        &r.try_get::<String, _>("record")?,
+                        &r.try_get::<String, _>("caller_id")?,
+                        &r.try_get::<String, _>("whisper")?,
+                        r.try_get("attribution_window_hours")?,
+                    ),
                 })
             })
             .collect()

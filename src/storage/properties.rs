@@ -2,11 +2,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Property, Storage, StorageError, StorageResult, new_id};
-use crate::domain::{NewProperty, generate_public_key};
+use crate::domain::{CallSettings, NewProperty, generate_public_key};
 use crate::time::{Millis, to_datetime};
 
 const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
-     forward_to, timezone, currency, created_at";
+     forward_to, timezone, currency, created_at, ring_timeout_s, record, caller_id, whisper, \
+     attribution_window_hours";
 
 impl Storage {
     pub async fn create_property(
@@ -26,11 +27,13 @@ impl Storage {
             timezone: new.timezone.name().to_owned(),
             currency: new.currency.code().to_owned(),
             created_at: to_datetime(now),
+            call_settings: new.call_settings.clone(),
         };
         sqlx::query(
             "INSERT INTO properties (id, account_id, name, public_key, domains, default_number, \
-             forward_to, timezone, currency, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             forward_to, timezone, currency, created_at, ring_timeout_s, record, caller_id, whisper, \
+             attribution_window_hours) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&property.id)
         .bind(account_id)
@@ -42,6 +45,11 @@ impl Storage {
         .bind(&property.timezone)
         .bind(&property.currency)
         .bind(now)
+        .bind(i64::from(new.call_settings.ring_timeout_s))
+        .bind(new.call_settings.twilio_record())
+        .bind(new.call_settings.caller_id_db())
+        .bind(new.call_settings.whisper_db())
+        .bind(i64::from(new.call_settings.attribution_window_hours))
         .execute(&self.pool)
         .await?;
         Ok(property)
@@ -65,6 +73,43 @@ impl Storage {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(property_id)
             .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        property_from_row(&row)
+    }
+
+    /// Replaces a property's call settings.
+    pub async fn update_call_settings(
+        &self,
+        account_id: &str,
+        property_id: &str,
+        settings: &CallSettings,
+    ) -> StorageResult<()> {
+        let done = sqlx::query(
+            "UPDATE properties SET ring_timeout_s = $1, record = $2, caller_id = $3, whisper = $4, \
+             attribution_window_hours = $5 WHERE id = $6 AND account_id = $7",
+        )
+        .bind(i64::from(settings.ring_timeout_s))
+        .bind(settings.twilio_record())
+        .bind(settings.caller_id_db())
+        .bind(settings.whisper_db())
+        .bind(i64::from(settings.attribution_window_hours))
+        .bind(property_id)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A property by id alone, for work behind the request path (attribution).
+    pub async fn property_by_id(&self, property_id: &str) -> StorageResult<Property> {
+        let sql = format!("SELECT {PROPERTY_COLUMNS} FROM properties WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StorageError::NotFound)?;
@@ -97,5 +142,12 @@ fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
         timezone: r.try_get("timezone")?,
         currency: r.try_get("currency")?,
         created_at: to_datetime(r.try_get("created_at")?),
+        call_settings: CallSettings::from_db(
+            r.try_get("ring_timeout_s")?,
+            &r.try_get::<String, _>("record")?,
+            &r.try_get::<String, _>("caller_id")?,
+            &r.try_get::<String, _>("whisper")?,
+            r.try_get("attribution_window_hours")?,
+        ),
     })
 }

@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{ExhaustionPolicy, PoolKind, PoolMatch};
+use crate::domain::{CallSettings, ExhaustionPolicy, PoolKind, PoolMatch};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Account {
@@ -39,6 +39,7 @@ pub struct Property {
     /// ISO 4217 currency for costs and revenue.
     pub currency: String,
     pub created_at: DateTime<Utc>,
+    pub call_settings: CallSettings,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

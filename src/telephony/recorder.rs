@@ -1,34 +1,56 @@
-//! Records calls without the database on the webhook's path: the webhook appends the call to
-//! the local spool (on disk before Twilio hears back), and a background task replays the spool
-//! into the database, retrying while it is away. At start, whatever an earlier process left in
-//! the spool (a crash, a database outage) is replayed first.
+//! Records calls without the database on the webhook's path: each provider event is appended to
+//! the local spool (on disk before the provider hears back), and a background task replays the
+//! spool into the database, retrying while it is away, then attributes the calls. At start,
+//! whatever an earlier process left in the spool (a crash, a database outage) is replayed first.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::spool::Spool;
-use crate::storage::{NewCall, Storage};
+use crate::attribution::Attributor;
+use crate::storage::{CallEvent, NewCall, Storage};
+use crate::time::SharedClock;
+
+/// A spool line. Lines written before events had kinds hold a bare voice event.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum SpoolEntry {
+    Event(CallEvent),
+    Legacy(NewCall),
+}
+
+impl SpoolEntry {
+    fn into_event(self) -> CallEvent {
+        match self {
+            SpoolEntry::Event(e) => e,
+            SpoolEntry::Legacy(c) => CallEvent::Started(c),
+        }
+    }
+}
 
 pub struct CallRecorder {
-    spool: Arc<Spool<NewCall>>,
+    spool: Arc<Spool<SpoolEntry>>,
+    clock: SharedClock,
     wake: Notify,
 }
 
 impl CallRecorder {
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
+    pub fn open(dir: &Path, clock: SharedClock) -> std::io::Result<Self> {
         Ok(Self {
             spool: Arc::new(Spool::open(dir)?),
+            clock,
             wake: Notify::new(),
         })
     }
 
-    /// Appends the call to the spool and waits for the disk (on a blocking thread).
-    pub async fn record(&self, call: NewCall) -> std::io::Result<u64> {
+    /// Appends the event to the spool and waits for the disk (on a blocking thread).
+    pub async fn record(&self, event: CallEvent) -> std::io::Result<u64> {
         let spool = self.spool.clone();
-        let seq = tokio::task::spawn_blocking(move || spool.append(&call))
+        let seq = tokio::task::spawn_blocking(move || spool.append(&SpoolEntry::Event(event)))
             .await
             .map_err(std::io::Error::other)??;
         self.wake.notify_one();
@@ -42,27 +64,40 @@ impl CallRecorder {
         let Some(last) = pending.last().map(|r| r.seq) else {
             return Ok(0);
         };
-        let calls: Vec<(u64, NewCall)> = pending.into_iter().map(|r| (r.seq, r.event)).collect();
-        storage.record_calls(&calls).await?;
+        let events: Vec<(u64, CallEvent)> = pending
+            .into_iter()
+            .map(|r| (r.seq, r.event.into_event()))
+            .collect();
+        storage
+            .apply_call_events(&events, self.clock.now_ms())
+            .await?;
         let spool = self.spool.clone();
         tokio::task::spawn_blocking(move || spool.acknowledge(last)).await??;
-        Ok(calls.len())
+        Ok(events.len())
     }
 
-    /// Replays whenever a call is recorded, and every second regardless (to retry after an
-    /// outage), backing off while the database is away.
-    pub fn start(self: &Arc<Self>, storage: Storage) -> tokio::task::JoinHandle<()> {
+    /// Replays whenever an event is recorded, and every second regardless (to retry after an
+    /// outage and to attribute calls whose wait for the ledger is over), backing off while the
+    /// database is away.
+    pub fn start(
+        self: &Arc<Self>,
+        storage: Storage,
+        attributor: Arc<Attributor>,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
             loop {
-                match me.replay(&storage).await {
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::info!(calls = n, "calls recorded from the spool");
-                        }
-                        failures = 0;
+                let pass = async {
+                    let stored = me.replay(&storage).await?;
+                    if stored > 0 {
+                        tracing::debug!(events = stored, "call events stored from the spool");
                     }
+                    attributor.run_pass().await?;
+                    anyhow::Ok(())
+                };
+                match pass.await {
+                    Ok(()) => failures = 0,
                     Err(e) => {
                         failures += 1;
                         if failures == 1 || failures.is_power_of_two() {
@@ -78,5 +113,15 @@ impl CallRecorder {
                 let _ = tokio::time::timeout(pause, me.wake.notified()).await;
             }
         })
+    }
+
+    /// Whether every spooled event is stored in the database.
+    pub fn is_drained(&self) -> bool {
+        self.spool.is_empty()
+    }
+
+    /// Wakes the background task now (a test moved the clock, or a call needs attribution).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 }

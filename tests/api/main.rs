@@ -5,6 +5,7 @@
 mod helpers;
 
 mod bad_input;
+mod calls;
 mod cli;
 mod dni;
 mod dni_edges;

@@ -17,6 +17,7 @@ fn property() -> NewProperty {
         forward_to: None,
         timezone: Some("Europe/London"),
         currency: Some("GBP"),
+        call_settings: None,
     })
     .unwrap()
 }

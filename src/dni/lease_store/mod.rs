@@ -236,7 +236,8 @@ impl LeaseStore {
         }
     }
 
-    /// The sessions whose lease on `number` is running at `now`, most recently active first.
+    /// The sessions whose lease on `number` covers `now` (started at or before it, ending after
+    /// it), most recently active first. A call's attribution asks with the call's time.
     pub async fn holders(
         &self,
         bucket: &str,
@@ -250,7 +251,7 @@ impl LeaseStore {
     }
 }
 
-/// Of a number's holders (session id, raw state), those whose lease on it runs past `now`,
+/// Of a number's holders (session id, raw state), those whose lease on it covers `now`,
 /// most recently active (latest end) first. Both stores answer `holders` with this.
 fn running_holders<'a>(
     number: &str,
@@ -260,8 +261,8 @@ fn running_holders<'a>(
     let mut running: Vec<(Millis, String)> = holders
         .into_iter()
         .filter_map(|(sid, raw)| {
-            let (n, _, end, _, _) = parse_state(raw?)?;
-            (n == number && end > now).then_some((end, sid))
+            let (n, start, end, _, _) = parse_state(raw?)?;
+            (n == number && start <= now && end > now).then_some((end, sid))
         })
         .collect();
     running.sort_by(|a, b| b.cmp(a));

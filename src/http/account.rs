@@ -1,0 +1,126 @@
+//! The account's telephony settings: its own Twilio account, and the secret for the generic
+//! call endpoint.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::AuthedAccount;
+use super::error::{ApiError, ErrorBody};
+use super::json::ApiJson;
+use crate::domain::FieldError;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioCredentialsRequest {
+    /// `AC` followed by 32 hex digits.
+    pub twilio_account_sid: String,
+    pub twilio_auth_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TelephonySettings {
+    pub twilio_account_sid: Option<String>,
+    /// Whether an auth token is stored (it is never shown again).
+    pub twilio_auth_token_set: bool,
+    pub calls_secret_set: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallsSecret {
+    /// Signs requests to `POST /v1/telephony/calls`. Shown once.
+    pub calls_secret: String,
+}
+
+async fn settings_of(state: &AppState, account_id: &str) -> TelephonySettings {
+    let creds = state.credentials.of_account(account_id);
+    TelephonySettings {
+        twilio_account_sid: creds.as_ref().and_then(|c| c.twilio_account_sid.clone()),
+        twilio_auth_token_set: creds
+            .as_ref()
+            .is_some_and(|c| c.twilio_auth_token.is_some()),
+        calls_secret_set: creds.is_some_and(|c| c.calls_secret.is_some()),
+    }
+}
+
+#[utoipa::path(
+    tag = "account",
+    responses((status = 200, body = TelephonySettings), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[get("/v1/account/telephony")]
+pub async fn get_telephony(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+) -> Result<HttpResponse, ApiError> {
+    state.credentials_changed().await;
+    Ok(HttpResponse::Ok().json(settings_of(&state, account.id()).await))
+}
+
+/// Connects the account's own Twilio account: its calls are verified with its auth token,
+/// and reach only this account's numbers.
+#[utoipa::path(
+    tag = "account",
+    request_body = TwilioCredentialsRequest,
+    responses(
+        (status = 200, body = TelephonySettings),
+        (status = 409, description = "The Twilio account is connected to another account", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[put("/v1/account/telephony")]
+pub async fn put_telephony(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    ApiJson(body): ApiJson<TwilioCredentialsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let sid = body.twilio_account_sid.trim();
+    if !(sid.len() == 34
+        && sid.starts_with("AC")
+        && sid[2..].chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(
+            FieldError::new("twilio_account_sid", "must be AC followed by 32 hex digits").into(),
+        );
+    }
+    let token = body.twilio_auth_token.trim();
+    if token.len() < 16 || token.len() > 128 {
+        return Err(FieldError::new("twilio_auth_token", "must be 16-128 characters").into());
+    }
+    state
+        .storage
+        .set_twilio_credentials(account.id(), sid, token)
+        .await?;
+    state.credentials_changed().await;
+    tracing::info!(account_id = %account.id(), twilio_account_sid = sid, "Twilio account connected");
+    Ok(HttpResponse::Ok().json(settings_of(&state, account.id()).await))
+}
+
+/// Creates (or replaces) the secret that signs the account's generic call events.
+#[utoipa::path(
+    tag = "account",
+    responses((status = 201, body = CallsSecret), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[post("/v1/account/telephony/calls-secret")]
+pub async fn rotate_calls_secret(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let secret = format!(
+        "sbcs_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    );
+    state
+        .storage
+        .set_calls_secret(account.id(), &secret)
+        .await?;
+    state.credentials_changed().await;
+    tracing::info!(account_id = %account.id(), "calls secret rotated");
+    Ok(HttpResponse::Created().json(CallsSecret {
+        calls_secret: secret,
+    }))
+}
