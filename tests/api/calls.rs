@@ -97,6 +97,10 @@ pub async fn dial(app: &TestApp, sid: &str, from: &str, to: &str) -> String {
 /// Waits for every spooled event to be stored and the call attributed (moving the test clock
 /// past the wait for other instances' ledgers).
 pub async fn attributed(app: &TestApp, sid: &str) -> CallRow {
+    attributed_from(app, "twilio", sid).await
+}
+
+pub async fn attributed_from(app: &TestApp, provider: &str, sid: &str) -> CallRow {
     for i in 0..200 {
         if i == 1 {
             app.clock.advance_ms(3_000);
@@ -105,7 +109,7 @@ pub async fn attributed(app: &TestApp, sid: &str) -> CallRow {
         if app.state.calls.is_drained()
             && let Some(row) = app
                 .storage
-                .call_by_provider_id("twilio", sid)
+                .call_by_provider_id(provider, sid)
                 .await
                 .unwrap()
             && row.attribution.is_some()
@@ -754,4 +758,257 @@ async fn call_settings_shape_the_dial_and_the_whisper_names_the_channel() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(say.contains("<Say>Call from Paid Search.</Say>"), "{say}");
+}
+
+async fn generic(app: &TestApp, secret: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    let raw = body.to_string();
+    let mut req = app
+        .client
+        .post(app.url("/v1/telephony/calls"))
+        .header("content-type", "application/json");
+    if let Some(s) = secret {
+        req = req.header(
+            "x-switchboard-signature",
+            switchboard::telephony::generic::sign(s.as_bytes(), raw.as_bytes()),
+        );
+    }
+    let res = req.body(raw).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Other providers post one signed JSON model; calls land in the same table, attributed alike.
+#[tokio::test]
+async fn the_generic_endpoint_routes_records_and_refuses_what_is_not_signed() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = twilio_app(backend, None).await else {
+            continue;
+        };
+        let property_id = property(&app).await;
+        app.create_pool(&app.api_key, &property_id, &["+14155550200"])
+            .await;
+        let started = json!({"event": "call.started", "provider": "telnyx", "call_id": "v3:abc",
+                             "to": "+1 415 555 0200", "from": CALLER});
+        let (status, err) = generic(&app, Some("guess"), &started).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("calls_secret_not_set"))
+        );
+
+        let res = app
+            .post(
+                "/v1/account/telephony/calls-secret",
+                &app.api_key,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let secret = res.json::<Value>().await.unwrap()["calls_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let (status, answer) = generic(&app, Some(&secret), &started).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["action"], "forward");
+        assert_eq!(answer["forward_to"], "+14155550101");
+        assert_eq!(answer["timeout_s"], 20);
+        assert_eq!(answer["caller_id"], CALLER);
+        // Repeated: still one call.
+        assert_eq!(
+            generic(&app, Some(&secret), &started).await.0,
+            StatusCode::OK
+        );
+        let update = json!({"event": "call.updated", "provider": "telnyx", "call_id": "v3:abc",
+                            "to": "+14155550200", "status": "completed", "answered": true,
+                            "duration_s": 61, "talk_s": 55, "sequence": 3});
+        let (status, _) = generic(&app, Some(&secret), &update).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+
+        let call = attributed_from(&app, "telnyx", "v3:abc").await;
+        assert_eq!(call.attribution.unwrap().confidence, "none");
+        let calls = app.storage.calls_of_property(&property_id).await.unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].call.status, "completed");
+        assert_eq!(calls[0].outcome.as_deref(), Some("answered"));
+        assert_eq!(calls[0].talk_s, Some(55));
+
+        for (body, signed_with, status, code) in [
+            (
+                started.clone(),
+                Some("sbcs_wrong"),
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+            ),
+            (
+                started.clone(),
+                None,
+                StatusCode::BAD_REQUEST,
+                "missing_signature",
+            ),
+            (
+                json!({"event": "call.started", "provider": "telnyx", "call_id": "x", "to": "+14155550299"}),
+                Some(secret.as_str()),
+                StatusCode::NOT_FOUND,
+                "unknown_number",
+            ),
+            (
+                json!({"event": "call.updated", "provider": "telnyx", "call_id": "x", "to": "+14155550200", "status": "exploded"}),
+                Some(secret.as_str()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+            ),
+            (
+                json!({"event": "call.started", "provider": "twilio", "call_id": "x", "to": "+14155550200"}),
+                Some(secret.as_str()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+            ),
+            (
+                json!({"event": "call.ended", "provider": "telnyx", "call_id": "x", "to": "+14155550200"}),
+                Some(secret.as_str()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+            ),
+        ] {
+            let (got, err) = generic(&app, signed_with, &body).await;
+            assert_eq!(
+                (got, err["error"]["code"].as_str()),
+                (status, Some(code)),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            app.storage
+                .calls_of_property(&property_id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+/// An account that connects its own Twilio account: its calls are verified with its token,
+/// and that token reaches only its own numbers and calls.
+#[tokio::test]
+async fn an_accounts_own_twilio_token_verifies_its_calls_and_reaches_nothing_else() {
+    // No service-wide token at all.
+    let app = spawn_app_with(Backend::Sqlite, &[("public_url", PUBLIC)])
+        .await
+        .unwrap();
+    let property_id = property(&app).await;
+    app.create_pool(&app.api_key, &property_id, &["+14155550210"])
+        .await;
+    let sid_a = "AC00000000000000000000000000000001";
+    let token_a = "account-a-own-twilio-token";
+    let res = app
+        .client
+        .put(app.url("/v1/account/telephony"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"twilio_account_sid": sid_a, "twilio_auth_token": token_a}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["twilio_auth_token_set"], true);
+    assert!(!body.to_string().contains(token_a), "never shown again");
+
+    let post = |token: &'static str, sid: &'static str, call: &'static str, to: &'static str| {
+        let app = &app;
+        async move {
+            let params: Vec<(String, String)> = [
+                ("CallSid", call),
+                ("AccountSid", sid),
+                ("From", CALLER),
+                ("To", to),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+            let path = "/v1/telephony/twilio/voice";
+            let sig =
+                twilio_signature::compute(token.as_bytes(), &format!("{PUBLIC}{path}"), &params);
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish();
+            let res = app
+                .client
+                .post(app.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-twilio-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let (status, twiml) = post(token_a, sid_a, "CAa1", "+14155550210").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(twiml.contains(">+14155550101</Number>"), "{twiml}");
+    assert_eq!(
+        post("not-the-token-at-all", sid_a, "CAa2", "+14155550210")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // An unknown Twilio account, with no service-wide token to fall back on.
+    assert_eq!(
+        post(
+            token_a,
+            "AC00000000000000000000000000000009",
+            "CAa3",
+            "+14155550210"
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Account B connects its own Twilio account; it cannot take A's, nor reach A's numbers.
+    let key_b = app.new_account_key("Account B").await;
+    let put_b = |sid: &'static str| {
+        let app = &app;
+        let key_b = key_b.clone();
+        async move {
+            app.client
+                .put(app.url("/v1/account/telephony"))
+                .bearer_auth(&key_b)
+                .json(&json!({"twilio_account_sid": sid, "twilio_auth_token": "account-b-twilio-token"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (status, err) = error_of(put_b(sid_a).await).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("twilio_account_taken"))
+    );
+    let (status, err) = error_of(put_b("AC123").await).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("twilio_account_sid"))
+    );
+    assert_eq!(
+        put_b("AC00000000000000000000000000000002").await.status(),
+        StatusCode::OK
+    );
+    let (status, twiml) = post(
+        "account-b-twilio-token",
+        "AC00000000000000000000000000000002",
+        "CAb1",
+        "+14155550210",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        twiml.contains("<Hangup/>"),
+        "B's Twilio cannot route A's number: {twiml}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let calls = app.storage.calls_of_property(&property_id).await.unwrap();
+    assert_eq!(calls.len(), 1, "only A's own call was recorded");
 }
