@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard::storage::CallRow;
 use switchboard::telephony::twilio_signature;
+use switchboard::time::Clock;
 
 use crate::helpers::{Backend, TestApp, error_of, spawn_app_with};
 
@@ -229,6 +230,16 @@ async fn a_shared_number_names_the_most_recently_active_session(app: TestApp) {
     app.advance_minutes(1);
     dial(&app, "CAshared", CALLER, "+14155550120").await;
     let call = attributed(&app, "CAshared").await;
+    // Invariant 4: attributing again, later, gives the same answer.
+    app.advance_minutes(90);
+    let again = app
+        .state
+        .attributor
+        .attribute(&call, app.clock.now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(&again), call.attribution.as_ref());
     let attr = call.attribution.unwrap();
     assert_eq!(attr.confidence, "shared");
     assert_eq!(attr.session_id.as_deref(), a["session"].as_str());
