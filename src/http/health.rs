@@ -28,6 +28,8 @@ pub struct Components {
     pub database: Component,
     pub lease_store: Component,
     pub geo: Component,
+    /// Call routing: the routes held in memory and the call events waiting in the spool.
+    pub telephony: Component,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -98,7 +100,29 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             message: Some(reason.clone()),
         },
     };
-    let all_ok = [&database, &lease_store, &geo]
+    let telephony = match state.calls.pending_events().await {
+        Ok(waiting) => Component {
+            // Events waiting while the database answers are merely in flight.
+            status: if waiting > 0 && database.status == "error" {
+                "error"
+            } else {
+                "ok"
+            },
+            backend: "spool".into(),
+            latency_ms: None,
+            message: Some(format!(
+                "{} numbers routed from memory; {waiting} call events waiting for the database",
+                state.routes.len()
+            )),
+        },
+        Err(e) => Component {
+            status: "error",
+            backend: "spool".into(),
+            latency_ms: None,
+            message: Some(format!("the call spool cannot be read: {e}")),
+        },
+    };
+    let all_ok = [&database, &lease_store, &geo, &telephony]
         .iter()
         .all(|c| c.status != "error");
     HttpResponse::Ok().json(Health {
@@ -108,6 +132,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             database,
             lease_store,
             geo,
+            telephony,
         },
     })
 }

@@ -115,6 +115,14 @@ impl CallRecorder {
         })
     }
 
+    /// How many spooled events wait for the database.
+    pub async fn pending_events(&self) -> std::io::Result<usize> {
+        let spool = self.spool.clone();
+        tokio::task::spawn_blocking(move || spool.pending().map(|p| p.len()))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     /// Whether every spooled event is stored in the database.
     pub fn is_drained(&self) -> bool {
         self.spool.is_empty()

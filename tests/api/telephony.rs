@@ -220,6 +220,25 @@ async fn calls_still_ring_through_with_the_database_and_redis_unreachable() {
     );
     let twiml = routed(&app, "+14155550110").await;
     assert!(twiml.contains(">+14155550101</Number>"), "{twiml}");
+    // The operator sees the call waiting.
+    let health: serde_json::Value = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let telephony = &health["components"]["telephony"];
+    assert_eq!(telephony["status"], "error", "{health}");
+    assert!(
+        telephony["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 numbers routed from memory; 1 call events waiting"),
+        "{health}"
+    );
 }
 
 #[tokio::test]
