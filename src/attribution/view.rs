@@ -150,7 +150,12 @@ impl From<&CallRow> for CallView {
             started_at: to_datetime(c.started_at),
             answered_at: time(r.answered_at),
             ended_at: time(r.ended_at),
-            duration_s: r.duration_s,
+            // Twilio reports the whole call's duration only to a number's own status
+            // callback; without it, the time from arrival to the end stands in.
+            duration_s: r.duration_s.or_else(|| {
+                r.ended_at
+                    .map(|end| ((end - c.started_at) / 1000).max(0))
+            }),
             talk_s: r.talk_s,
             answer_s: r.answered_at.map(|a| ((a - c.started_at) / 1000).max(0)),
             recording: r.recording_url.clone().map(|url| RecordingView {
