@@ -186,6 +186,29 @@ impl Attributor {
         Ok(done)
     }
 
+    /// Completes the calls that ended and are attributed: applies the property's lead rule.
+    /// Returns the calls completed by this instance.
+    pub async fn complete_calls(&self) -> Result<Vec<CallRow>, AttributionError> {
+        let now = self.clock.now_ms();
+        let mut completed = Vec::new();
+        for mut call in self.storage.calls_to_complete(200).await? {
+            let rule = match self.storage.property_by_id(&call.call.property_id).await {
+                Ok(p) => p.lead_rule,
+                Err(StorageError::NotFound) => Default::default(),
+                Err(e) => return Err(e.into()),
+            };
+            let answered = call.outcome.as_deref() == Some("answered");
+            let talk = call.talk_s.or(call.duration_s).unwrap_or(0);
+            let qualified = rule.qualifies(answered, talk, call.first_call_id.is_none());
+            self.storage.set_qualified(&call.id, qualified).await?;
+            if self.storage.mark_completed(&call.id, now).await? {
+                call.qualified = Some(qualified);
+                completed.push(call);
+            }
+        }
+        Ok(completed)
+    }
+
     /// The attribution of one call, or None when it must wait for the ledger.
     pub async fn attribute(
         &self,

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::storage::{CLICK_ID_COLUMNS, CallAttribution, CallRow, PageViewRow};
+use crate::domain::from_micros;
+use crate::storage::{CLICK_ID_COLUMNS, CallAttribution, CallRow, ConversionRow, PageViewRow};
 use crate::time::{Millis, to_datetime};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -39,6 +40,14 @@ pub struct CallView {
     pub first_call_id: Option<String>,
     /// Null while the call waits for attribution (a second or two).
     pub attribution: Option<AttributionView>,
+    /// Whether the completed call met the property's lead rule (null until it completes).
+    pub qualified: Option<bool>,
+    /// One of the property's dispositions, set by the business.
+    pub disposition: Option<String>,
+    pub lead_score: Option<i64>,
+    /// Customer satisfaction, 1-5.
+    pub csat: Option<i64>,
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -82,6 +91,26 @@ pub struct AttributionView {
     pub visitor_city: Option<String>,
     pub visitor_region: Option<String>,
     pub visitor_country: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConversionView {
+    pub id: String,
+    pub name: String,
+    /// In the property's currency.
+    pub value: f64,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&ConversionRow> for ConversionView {
+    fn from(c: &ConversionRow) -> Self {
+        Self {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            value: from_micros(c.value_micros),
+            at: to_datetime(c.at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -152,10 +181,9 @@ impl From<&CallRow> for CallView {
             ended_at: time(r.ended_at),
             // Twilio reports the whole call's duration only to a number's own status
             // callback; without it, the time from arrival to the end stands in.
-            duration_s: r.duration_s.or_else(|| {
-                r.ended_at
-                    .map(|end| ((end - c.started_at) / 1000).max(0))
-            }),
+            duration_s: r
+                .duration_s
+                .or_else(|| r.ended_at.map(|end| ((end - c.started_at) / 1000).max(0))),
             talk_s: r.talk_s,
             answer_s: r.answered_at.map(|a| ((a - c.started_at) / 1000).max(0)),
             recording: r.recording_url.clone().map(|url| RecordingView {
@@ -166,6 +194,11 @@ impl From<&CallRow> for CallView {
             first_time: r.first_call_id.is_none(),
             first_call_id: r.first_call_id.clone(),
             attribution: r.attribution.as_ref().map(AttributionView::from),
+            qualified: r.qualified,
+            disposition: r.business.disposition.clone(),
+            lead_score: r.business.lead_score,
+            csat: r.business.csat,
+            tags: r.business.tags.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@ mod api_key;
 mod call_settings;
 mod call_status;
 mod money;
+mod outcome;
 mod phone;
 mod pool;
 mod property;
@@ -12,6 +13,10 @@ pub use api_key::{IssuedApiKey, generate_public_key, hash_api_key, looks_like_ap
 pub use call_settings::{CallSettings, CallSettingsPatch, CallerId, Whisper};
 pub use call_status::{CallStatus, Outcome};
 pub use money::{from_micros, to_micros};
+pub use outcome::{
+    CallOutcome, DEFAULT_DISPOSITIONS, LeadRule, NewConversion, OutcomePatch, SPAM,
+    parse_dispositions,
+};
 pub use phone::PhoneNumber;
 pub use pool::{ExhaustionPolicy, NewPool, PoolKind, PoolMatch};
 pub use pool::{PoolInput, parse_cost, parse_numbers};

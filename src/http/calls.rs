@@ -1,7 +1,7 @@
 //! The calls API: a property's calls with their attribution, one call with the visit's page
 //! views, and erasing a caller.
 
-use actix_web::{HttpResponse, delete, get, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,8 +11,10 @@ use super::auth::AuthedAccount;
 use super::error::{ApiError, ErrorBody};
 use super::properties::not_found;
 use crate::attribution::Confidence;
-use crate::attribution::view::{AttributionView, CallView, PageViewView};
-use crate::domain::{CallStatus, FieldError, PhoneNumber};
+use crate::attribution::view::{AttributionView, CallView, ConversionView, PageViewView};
+use crate::domain::{
+    CallOutcome, CallStatus, FieldError, NewConversion, OutcomePatch, PhoneNumber, from_micros,
+};
 use crate::storage::CallFilter;
 
 #[derive(Deserialize, IntoParams)]
@@ -158,6 +160,9 @@ pub struct CallDetail {
     /// For a repeat caller: the attribution of their first call (first touch), beside this
     /// call's own (last touch).
     pub first_touch: Option<AttributionView>,
+    pub conversions: Vec<ConversionView>,
+    /// The sum of the conversions' values, in the property's currency.
+    pub revenue: f64,
 }
 
 #[utoipa::path(
@@ -177,6 +182,14 @@ pub async fn get_call(
         .call(account.id(), &call_id)
         .await
         .map_err(not_found("call"))?;
+    Ok(HttpResponse::Ok().json(detail(&state, &account, row).await?))
+}
+
+async fn detail(
+    state: &AppState,
+    account: &AuthedAccount,
+    row: crate::storage::CallRow,
+) -> Result<CallDetail, ApiError> {
     let page_views = match row
         .attribution
         .as_ref()
@@ -200,11 +213,15 @@ pub async fn get_call(
             .and_then(|f| f.attribution.as_ref().map(AttributionView::from)),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(CallDetail {
+    let conversions = state.storage.conversions_of_call(&row.id).await?;
+    let revenue = from_micros(conversions.iter().map(|c| c.value_micros).sum());
+    Ok(CallDetail {
         call: CallView::from(&row),
         page_views,
         first_touch,
-    }))
+        conversions: conversions.iter().map(ConversionView::from).collect(),
+        revenue,
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -234,4 +251,218 @@ pub async fn erase_caller(
         .await?;
     tracing::info!(account_id = %account.id(), erased_calls, "a caller was erased");
     Ok(HttpResponse::Ok().json(Erased { erased_calls }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionRequest {
+    /// What the call led to, e.g. `sale` or `booking`.
+    pub name: String,
+    /// Its value in the property's currency (0 for a conversion without one).
+    #[serde(default)]
+    pub value: f64,
+    /// Must be the property's currency when given.
+    pub currency: Option<String>,
+    /// When it happened; defaults to now.
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversionCreated {
+    pub call_id: String,
+    #[serde(flatten)]
+    pub conversion: ConversionView,
+}
+
+async fn convert(
+    state: &AppState,
+    account: &AuthedAccount,
+    call_id: &str,
+    body: &ConversionRequest,
+) -> Result<HttpResponse, ApiError> {
+    let row = state
+        .storage
+        .call(account.id(), call_id)
+        .await
+        .map_err(not_found("call"))?;
+    let property = state
+        .storage
+        .property(account.id(), &row.call.property_id)
+        .await
+        .map_err(not_found("property"))?;
+    let new = NewConversion::parse(
+        &body.name,
+        body.value,
+        body.currency.as_deref(),
+        body.at,
+        &property.currency,
+    )?;
+    let now = state.clock.now_ms();
+    let conversion = state
+        .storage
+        .add_conversion(
+            &row,
+            &new.name,
+            new.value_micros,
+            new.at.unwrap_or(now),
+            now,
+        )
+        .await?;
+    tracing::info!(call_id = %row.id, name = %new.name, "conversion recorded");
+    Ok(HttpResponse::Created().json(ConversionCreated {
+        call_id: row.id,
+        conversion: ConversionView::from(&conversion),
+    }))
+}
+
+/// Records a conversion of a call; a call may have several, and revenue sums them.
+#[utoipa::path(
+    tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    request_body = ConversionRequest,
+    responses((status = 201, body = ConversionCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[post("/v1/calls/{id}/conversion")]
+pub async fn add_conversion(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    call_id: web::Path<String>,
+    super::json::ApiJson(body): super::json::ApiJson<ConversionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    convert(&state, &account, &call_id, &body).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UndoQuery {
+    /// Only conversions of this name (default: all of the call's).
+    pub name: Option<String>,
+}
+
+/// Undoes a call's conversions (all, or those of one name).
+#[utoipa::path(
+    tag = "calls",
+    params(("id" = String, Path, description = "Call id"), UndoQuery),
+    responses((status = 200, description = "`{\"deleted\": n}`"), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[delete("/v1/calls/{id}/conversion")]
+pub async fn undo_conversion(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    call_id: web::Path<String>,
+    query: web::Query<UndoQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state
+        .storage
+        .call(account.id(), &call_id)
+        .await
+        .map_err(not_found("call"))?;
+    let deleted = state
+        .storage
+        .delete_conversions(account.id(), &row.id, query.name.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallerConversionRequest {
+    /// The caller's number, as the CRM knows it.
+    pub caller: String,
+    /// When the CRM saw the call (or the sale); the caller's latest call at or before it,
+    /// within 30 days, is credited.
+    pub at: DateTime<Utc>,
+    pub name: String,
+    #[serde(default)]
+    pub value: f64,
+    pub currency: Option<String>,
+}
+
+/// Records a conversion for the caller's latest call, for CRMs that do not know our call ids.
+#[utoipa::path(
+    tag = "calls",
+    params(("id" = String, Path, description = "Property id")),
+    request_body = CallerConversionRequest,
+    responses((status = 201, body = ConversionCreated), (status = 404, description = "No call of that caller", body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[post("/v1/properties/{id}/conversions")]
+pub async fn add_conversion_by_caller(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    property_id: web::Path<String>,
+    super::json::ApiJson(body): super::json::ApiJson<CallerConversionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let property = state
+        .storage
+        .property(account.id(), &property_id)
+        .await
+        .map_err(not_found("property"))?;
+    let caller = PhoneNumber::parse("caller", &body.caller)?;
+    let at = body.at.timestamp_millis();
+    let call_id = state
+        .storage
+        .call_of_caller(
+            account.id(),
+            &property.id,
+            caller.as_str(),
+            at,
+            30 * 86_400_000,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "no_matching_call",
+                "no call from that number to this property in the 30 days before `at`",
+            )
+        })?;
+    let request = ConversionRequest {
+        name: body.name,
+        value: body.value,
+        currency: body.currency,
+        at: Some(body.at),
+    };
+    convert(&state, &account, &call_id, &request).await
+}
+
+/// Sets the business's outcome of a call: disposition, lead score, CSAT, tags.
+#[utoipa::path(
+    tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    request_body = OutcomePatch,
+    responses((status = 200, body = CallDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+#[patch("/v1/calls/{id}")]
+pub async fn update_call(
+    state: web::Data<AppState>,
+    account: AuthedAccount,
+    call_id: web::Path<String>,
+    super::json::ApiJson(body): super::json::ApiJson<OutcomePatch>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state
+        .storage
+        .call(account.id(), &call_id)
+        .await
+        .map_err(not_found("call"))?;
+    let property = state
+        .storage
+        .property(account.id(), &row.call.property_id)
+        .await
+        .map_err(not_found("property"))?;
+    let next: CallOutcome = row.business.patched(&body, &property.dispositions)?;
+    state
+        .storage
+        .set_call_outcome(account.id(), &row.id, &next)
+        .await
+        .map_err(not_found("call"))?;
+    let row = state
+        .storage
+        .call(account.id(), &row.id)
+        .await
+        .map_err(not_found("call"))?;
+    Ok(HttpResponse::Ok().json(detail(&state, &account, row).await?))
 }

@@ -74,6 +74,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(account::rotate_calls_secret)
         .service(calls::list_calls)
         .service(calls::get_call)
+        .service(calls::update_call)
+        .service(calls::add_conversion)
+        .service(calls::undo_conversion)
+        .service(calls::add_conversion_by_caller)
         .service(calls::erase_caller);
 }
 

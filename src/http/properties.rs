@@ -6,7 +6,7 @@ use super::AppState;
 use super::auth::AuthedAccount;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
-use crate::domain::{CallSettingsPatch, NewProperty, PropertyInput};
+use crate::domain::{CallSettingsPatch, LeadRule, NewProperty, PropertyInput, parse_dispositions};
 use crate::storage::{Property, StorageError};
 
 #[derive(Deserialize, ToSchema)]
@@ -35,7 +35,14 @@ pub struct CreatePropertyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdatePropertyRequest {
     /// Changes to how calls ring through; absent fields stay as they are.
-    pub call_settings: CallSettingsPatch,
+    #[serde(default)]
+    pub call_settings: Option<CallSettingsPatch>,
+    /// The dispositions the business may give calls (replaces the list).
+    #[serde(default)]
+    pub dispositions: Option<Vec<String>>,
+    /// When a completed call is a qualified lead (applies to calls completing from now on).
+    #[serde(default)]
+    pub lead_rule: Option<LeadRule>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -166,15 +173,31 @@ pub async fn update_property(
         .property(account.id(), &id)
         .await
         .map_err(not_found("property"))?;
-    let settings = property
-        .call_settings
-        .patched(&body.call_settings, "call_settings")?;
+    let settings = match &body.call_settings {
+        Some(patch) => property.call_settings.patched(patch, "call_settings")?,
+        None => property.call_settings.clone(),
+    };
+    let dispositions = match &body.dispositions {
+        Some(list) => parse_dispositions(list)?,
+        None => property.dispositions.clone(),
+    };
+    let lead_rule = match body.lead_rule.clone() {
+        Some(rule) => rule.check()?,
+        None => property.lead_rule.clone(),
+    };
     state
         .storage
         .update_call_settings(account.id(), &property.id, &settings)
         .await
         .map_err(not_found("property"))?;
+    state
+        .storage
+        .update_outcome_settings(account.id(), &property.id, &dispositions, &lead_rule)
+        .await
+        .map_err(not_found("property"))?;
     property.call_settings = settings;
+    property.dispositions = dispositions;
+    property.lead_rule = lead_rule;
     // Calls ring through with the new settings at once on this instance.
     state.routes.refresh(&state.storage).await;
     tracing::info!(property_id = %property.id, "call settings changed");

@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Storage, StorageResult, new_id};
-use crate::domain::{CallStatus, Outcome};
+use crate::domain::{CallOutcome, CallStatus, Outcome};
 use crate::time::Millis;
 
 /// A call as the provider first reported it (the voice webhook), with where it was routed.
@@ -119,6 +119,10 @@ pub struct CallRow {
     pub first_call_id: Option<String>,
     pub attributed_at: Option<Millis>,
     pub notified_at: Option<Millis>,
+    /// The business's view of the call (set through the API).
+    pub business: CallOutcome,
+    /// Set when the call completed, by the property's lead rule then.
+    pub qualified: Option<bool>,
 }
 
 /// Filters for listing a property's calls.
@@ -142,7 +146,7 @@ const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, prov
      last_sequence, origin, caller_key, confidence, session_id, candidates, channel, source, \
      medium, campaign, term, content, landing_url, referrer, gclid, gbraid, wbraid, msclkid, \
      fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, first_call_id, \
-     attributed_at, notified_at";
+     attributed_at, notified_at, disposition, lead_score, csat, tags, qualified";
 
 const INSERT_CALL: &str = "INSERT INTO calls (id, account_id, property_id, pool_id, provider, \
      provider_call_id, tracking_number, caller_number, caller_name, caller_city, caller_state, \
@@ -339,33 +343,30 @@ impl Storage {
         Ok(())
     }
 
-    /// Final, attributed calls whose `call.completed` event is not queued yet; marks them.
-    pub async fn take_completed_calls(&self, now: Millis) -> StorageResult<Vec<CallRow>> {
+    /// Final, attributed calls not yet completed (qualified, announced), oldest first.
+    pub async fn calls_to_complete(&self, limit: i64) -> StorageResult<Vec<CallRow>> {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE notified_at IS NULL AND status_rank = 3 \
-             AND confidence IS NOT NULL ORDER BY started_at, id LIMIT 200"
+             AND confidence IS NOT NULL ORDER BY started_at, id LIMIT $1"
         );
-        let rows: Vec<CallRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(call_from_row)
-            .collect::<StorageResult<_>>()?;
-        let mut taken = Vec::with_capacity(rows.len());
-        for row in rows {
-            // Several instances may race for the same call: the one whose update lands sends.
-            let done = sqlx::query(
-                "UPDATE calls SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL",
-            )
-            .bind(now)
-            .bind(&row.id)
-            .execute(&self.pool)
-            .await?;
-            if done.rows_affected() == 1 {
-                taken.push(row);
-            }
-        }
-        Ok(taken)
+            .collect()
+    }
+
+    /// Marks a call completed; false if another instance got there first.
+    pub async fn mark_completed(&self, call_id: &str, now: Millis) -> StorageResult<bool> {
+        let done =
+            sqlx::query("UPDATE calls SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL")
+                .bind(now)
+                .bind(call_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The calls of a property, oldest first.
@@ -564,5 +565,15 @@ fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
         first_call_id: r.try_get("first_call_id")?,
         attributed_at: r.try_get("attributed_at")?,
         notified_at: r.try_get("notified_at")?,
+        business: CallOutcome {
+            disposition: r.try_get("disposition")?,
+            lead_score: r.try_get("lead_score")?,
+            csat: r.try_get("csat")?,
+            tags: r
+                .try_get::<Option<String>, _>("tags")?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+        },
+        qualified: r.try_get::<Option<i64>, _>("qualified")?.map(|q| q != 0),
     })
 }

@@ -9,6 +9,7 @@ mod accounts;
 mod calls;
 mod error;
 mod ledger;
+mod outcomes;
 mod pools;
 mod properties;
 mod records;
@@ -27,6 +28,7 @@ pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
     SharedFrom,
 };
+pub use outcomes::ConversionRow;
 pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
 

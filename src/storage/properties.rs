@@ -2,12 +2,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Property, Storage, StorageError, StorageResult, new_id};
-use crate::domain::{CallSettings, NewProperty, generate_public_key};
+use crate::domain::{
+    CallSettings, DEFAULT_DISPOSITIONS, LeadRule, NewProperty, generate_public_key,
+};
 use crate::time::{Millis, to_datetime};
 
 const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
      forward_to, timezone, currency, created_at, ring_timeout_s, record, caller_id, whisper, \
-     attribution_window_hours";
+     attribution_window_hours, dispositions, qualified_after_s, qualified_first_time_only";
 
 impl Storage {
     pub async fn create_property(
@@ -28,6 +30,11 @@ impl Storage {
             currency: new.currency.code().to_owned(),
             created_at: to_datetime(now),
             call_settings: new.call_settings.clone(),
+            dispositions: DEFAULT_DISPOSITIONS
+                .iter()
+                .map(|d| (*d).to_owned())
+                .collect(),
+            lead_rule: LeadRule::default(),
         };
         sqlx::query(
             "INSERT INTO properties (id, account_id, name, public_key, domains, default_number, \
@@ -105,6 +112,31 @@ impl Storage {
         Ok(())
     }
 
+    /// Replaces a property's dispositions and lead rule.
+    pub async fn update_outcome_settings(
+        &self,
+        account_id: &str,
+        property_id: &str,
+        dispositions: &[String],
+        rule: &LeadRule,
+    ) -> StorageResult<()> {
+        let done = sqlx::query(
+            "UPDATE properties SET dispositions = $1, qualified_after_s = $2, \
+             qualified_first_time_only = $3 WHERE id = $4 AND account_id = $5",
+        )
+        .bind(serde_json::to_string(dispositions).expect("strings serialise"))
+        .bind(i64::from(rule.min_duration_s))
+        .bind(i64::from(rule.first_time_only))
+        .bind(property_id)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
     /// A property by id alone, for work behind the request path (attribution).
     pub async fn property_by_id(&self, property_id: &str) -> StorageResult<Property> {
         let sql = format!("SELECT {PROPERTY_COLUMNS} FROM properties WHERE id = $1");
@@ -149,5 +181,11 @@ fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
             &r.try_get::<String, _>("whisper")?,
             r.try_get("attribution_window_hours")?,
         ),
+        dispositions: serde_json::from_str(&r.try_get::<String, _>("dispositions")?)
+            .map_err(|e| StorageError::Corrupt(format!("properties.dispositions: {e}")))?,
+        lead_rule: LeadRule {
+            min_duration_s: r.try_get::<i64, _>("qualified_after_s")?.clamp(0, 86_400) as u32,
+            first_time_only: r.try_get::<i64, _>("qualified_first_time_only")? != 0,
+        },
     })
 }

@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{CallSettings, ExhaustionPolicy, PoolKind, PoolMatch};
+use crate::domain::{CallSettings, ExhaustionPolicy, LeadRule, PoolKind, PoolMatch};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Account {
@@ -40,6 +40,10 @@ pub struct Property {
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub call_settings: CallSettings,
+    /// What a call may be marked as by the business (`spam` calls leave the money figures).
+    pub dispositions: Vec<String>,
+    /// When a completed call counts as a qualified lead.
+    pub lead_rule: LeadRule,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -94,6 +94,7 @@ impl CallRecorder {
                         tracing::debug!(events = stored, "call events stored from the spool");
                     }
                     attributor.run_pass().await?;
+                    attributor.complete_calls().await?;
                     anyhow::Ok(())
                 };
                 match pass.await {

@@ -417,6 +417,11 @@ impl TestApp {
         self.state.dni.ledger().flush().await;
     }
 
+    pub fn clock_now(&self) -> i64 {
+        use switchboard::time::Clock;
+        self.clock.now_ms()
+    }
+
     pub fn advance_minutes(&self, minutes: i64) {
         self.clock.advance_ms(minutes * 60_000);
     }

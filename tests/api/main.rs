@@ -10,6 +10,7 @@ mod cli;
 mod dni;
 mod dni_edges;
 mod health;
+mod outcomes;
 mod pools;
 mod properties;
 mod snippet;
