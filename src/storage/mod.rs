@@ -12,6 +12,7 @@ mod ledger;
 mod pools;
 mod properties;
 mod records;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -28,6 +29,9 @@ pub use ledger::{
 };
 pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
+pub use webhooks::{
+    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint,
+};
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
