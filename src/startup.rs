@@ -25,6 +25,7 @@ use crate::storage::{PoolSettings, Storage};
 use crate::telephony::recorder::CallRecorder;
 use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
 use crate::time::{SharedClock, SystemClock};
+use crate::webhooks::Webhooks;
 
 pub struct Application {
     port: u16,
@@ -34,6 +35,7 @@ pub struct Application {
     pruner: tokio::task::JoinHandle<()>,
     refresher: tokio::task::JoinHandle<()>,
     replayer: tokio::task::JoinHandle<()>,
+    webhook_worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -120,6 +122,10 @@ impl Application {
             )
         })?);
         let replayer = calls.start(storage.clone());
+        let webhooks = Arc::new(
+            Webhooks::new(storage.clone(), clock.clone()).context("building the webhook client")?,
+        );
+        let webhook_worker = webhooks.start();
         let state = web::Data::new(AppState {
             dni,
             routes,
@@ -130,6 +136,7 @@ impl Application {
             geo,
             clock,
             metrics: Metrics::new(),
+            webhooks,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -140,6 +147,7 @@ impl Application {
             pruner,
             refresher,
             replayer,
+            webhook_worker,
         })
     }
 
@@ -162,6 +170,8 @@ impl Application {
         self.pruner.abort();
         self.refresher.abort();
         self.replayer.abort();
+        // A delivery in flight keeps its claim; it expires and another pass sends the event again.
+        self.webhook_worker.abort();
         if let Err(e) = self.state.calls.replay(&self.state.storage).await {
             tracing::warn!(
                 error = format!("{e:#}"),

@@ -37,6 +37,8 @@ pub struct AppState {
     pub geo: Arc<Geo>,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// Outbound webhooks: `webhooks.enqueue(...)` queues an event for the account's endpoints.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

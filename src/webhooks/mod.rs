@@ -1,13 +1,17 @@
 //! Outbound webhooks: signed JSON events POSTed to each of an account's endpoints (a CRM, a
 //! Zapier hook), retried with backoff until the receiver answers 2xx.
 //!
-//! See `README.md` ("Outbound webhooks") for what receivers get.
+//! The call pipeline (and later alerts) calls [`Webhooks::enqueue`]; the event becomes one
+//! delivery row per live endpoint in the database, and a worker on every instance claims due
+//! deliveries and sends them. See `README.md` ("Outbound webhooks") for what receivers get.
 
 mod endpoint;
 mod signature;
+mod worker;
 
 pub use endpoint::{NewWebhookEndpoint, generate_secret, loggable_url};
 pub use signature::{SignatureError, sign, verify_signature};
+pub use worker::{EnqueueError, MAX_ATTEMPTS, RETRY_DELAYS, Webhooks};
 
 /// A call ended (answered or not); `data` describes the call.
 pub const CALL_COMPLETED: &str = "call.completed";
