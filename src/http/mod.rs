@@ -11,6 +11,7 @@ mod pools;
 mod properties;
 pub mod snippet;
 mod telephony;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -60,7 +61,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(dni::preflight)
         .service(snippet::latest)
         .service(snippet::pinned)
-        .service(telephony::twilio_voice);
+        .service(telephony::twilio_voice)
+        .service(webhooks::create_webhook)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::list_deliveries);
 }
 
 pub use metrics::track as track_metrics;

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dni, error, health, metrics, pools, properties};
+use super::{dni, error, health, metrics, pools, properties, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,10 @@ use super::{dni, error, health, metrics, pools, properties};
         pools::retire_number,
         pools::pool_health,
         dni::session,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
         health::health,
         health::ping,
         metrics::metrics,
