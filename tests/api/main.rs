@@ -15,3 +15,4 @@ mod snippet;
 mod storage_story;
 mod telephony;
 mod tenancy;
+mod webhooks;
