@@ -28,6 +28,7 @@ on_both_backends!(
     bad_urls_are_refused_with_a_json_error_naming_the_field,
     a_deleted_endpoint_receives_nothing_more,
     two_instances_send_each_event_once,
+    https_endpoints_are_called_over_tls,
 );
 
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
@@ -824,4 +825,22 @@ async fn queue_story_postgres() {
     if let Some(db) = test_db(Backend::Postgres).await {
         queue_story(db).await;
     }
+}
+
+async fn https_endpoints_are_called_over_tls(app: TestApp) {
+    // A plain-HTTP server at an https:// URL: the client speaks TLS to it, so the handshake
+    // fails (rather than the request going out in clear, or the scheme being unsupported).
+    let receiver = Receiver::start(0).await;
+    let url = receiver.url.replacen("http://", "https://", 1);
+    let endpoint = create_endpoint(&app, &app.api_key, &url).await;
+    enqueue(&app, &app.account_id, "tls", json!({})).await;
+    deliver(&app).await;
+    assert_eq!(receiver.count(), 0, "nothing arrived in clear");
+    let history = deliveries(&app, &app.api_key, id_of(&endpoint)).await;
+    let error = history[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("InvalidContentType"),
+        "a TLS handshake error: {error}"
+    );
+    receiver.stop().await;
 }
