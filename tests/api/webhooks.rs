@@ -844,3 +844,52 @@ async fn https_endpoints_are_called_over_tls(app: TestApp) {
     );
     receiver.stop().await;
 }
+
+/// Log lines captured in memory (the test's thread runs the app's worker too).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn delivery_logs_show_neither_the_secret_nor_the_urls_query() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start(1).await;
+    let url = receiver.url.replace("token=abc", "token=tok-secret-8812");
+    let endpoint = create_endpoint(&app, &app.api_key, &url).await;
+    let secret = endpoint["secret"].as_str().unwrap();
+    enqueue(&app, &app.account_id, "logged", json!({})).await;
+    deliver(&app).await;
+    app.clock.advance_ms(10_000);
+    deliver(&app).await;
+    assert_eq!(receiver.count(), 2);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("webhook attempt failed"), "{text}");
+    assert!(text.contains("webhook delivered"), "{text}");
+    assert!(
+        text.contains("/hooks/switchboard"),
+        "the URL's path is shown: {text}"
+    );
+    for hidden in [secret, "tok-secret-8812", &secret["whsec_".len()..]] {
+        assert!(!text.contains(hidden), "{hidden} leaked into: {text}");
+    }
+    receiver.stop().await;
+}
