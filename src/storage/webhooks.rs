@@ -302,47 +302,32 @@ impl Storage {
         Ok(())
     }
 
-    /// The attempt failed; the next one is due at `next_attempt_at`.
-    pub async fn schedule_webhook_retry(
+    /// The attempt failed: the next one is due at `retry_at`, or, with `None`, the delivery
+    /// is given up now.
+    pub async fn webhook_attempt_failed(
         &self,
         delivery_id: &str,
         status: Option<u16>,
         error: &str,
-        next_attempt_at: Millis,
-    ) -> StorageResult<()> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET next_attempt_at = $1, locked_until = NULL, \
-             last_status = $2, last_error = $3 \
-             WHERE id = $4 AND delivered_at IS NULL AND failed_at IS NULL",
-        )
-        .bind(next_attempt_at)
-        .bind(status.map(i64::from))
-        .bind(error)
-        .bind(delivery_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The last attempt failed too: the delivery is given up.
-    pub async fn give_up_webhook_delivery(
-        &self,
-        delivery_id: &str,
-        status: Option<u16>,
-        error: &str,
+        retry_at: Option<Millis>,
         now: Millis,
     ) -> StorageResult<()> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET failed_at = $1, locked_until = NULL, \
+        let (column, at) = match retry_at {
+            Some(at) => ("next_attempt_at", at),
+            None => ("failed_at", now),
+        };
+        let sql = format!(
+            "UPDATE webhook_deliveries SET {column} = $1, locked_until = NULL, \
              last_status = $2, last_error = $3 \
-             WHERE id = $4 AND delivered_at IS NULL AND failed_at IS NULL",
-        )
-        .bind(now)
-        .bind(status.map(i64::from))
-        .bind(error)
-        .bind(delivery_id)
-        .execute(&self.pool)
-        .await?;
+             WHERE id = $4 AND delivered_at IS NULL AND failed_at IS NULL"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at)
+            .bind(status.map(i64::from))
+            .bind(error)
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -209,29 +209,17 @@ impl Webhooks {
                     retry_in_secs = retry_in.map(Duration::as_secs),
                     "webhook attempt failed"
                 );
-                match retry_in {
-                    Some(delay) => {
-                        let next = now + Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX);
-                        self.storage
-                            .schedule_webhook_retry(
-                                &delivery.id,
-                                failure.status,
-                                &failure.error,
-                                next,
-                            )
-                            .await
-                    }
-                    None => {
-                        self.storage
-                            .give_up_webhook_delivery(
-                                &delivery.id,
-                                failure.status,
-                                &failure.error,
-                                now,
-                            )
-                            .await
-                    }
-                }
+                let retry_at = retry_in
+                    .map(|delay| now + Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX));
+                self.storage
+                    .webhook_attempt_failed(
+                        &delivery.id,
+                        failure.status,
+                        &failure.error,
+                        retry_at,
+                        now,
+                    )
+                    .await
             }
         };
         if let Err(e) = recorded {

@@ -168,6 +168,14 @@ async fn deliver(app: &TestApp) {
         .expect("delivery pass");
 }
 
+/// The endpoints `GET /v1/webhooks` lists for `key`.
+async fn endpoints(app: &TestApp, key: &str) -> Vec<Value> {
+    let res = app.get("/v1/webhooks", key).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    body["webhooks"].as_array().unwrap().clone()
+}
+
 async fn deliveries(app: &TestApp, key: &str, endpoint_id: &str) -> Vec<Value> {
     let res = app
         .get(&format!("/v1/webhooks/{endpoint_id}/deliveries"), key)
@@ -493,13 +501,8 @@ async fn another_accounts_endpoints_are_invisible_and_get_none_of_its_events(app
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "B deletes A's endpoint");
-    let listed: Value = app.get("/v1/webhooks", &b).await.json().await.unwrap();
-    let ids: Vec<&str> = listed["webhooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
+    let listed = endpoints(&app, &b).await;
+    let ids: Vec<&str> = listed.iter().map(id_of).collect();
     assert_eq!(ids, [id_of(&eb)]);
 
     enqueue(&app, &app.account_id, "a-event", json!({"for": "A"})).await;
@@ -512,8 +515,8 @@ async fn another_accounts_endpoints_are_invisible_and_get_none_of_its_events(app
     assert_eq!(got_b[0].json()["data"], json!({"for": "B"}));
 
     // A's endpoint is untouched by B's attempts.
-    let listed: Value = app.get("/v1/webhooks", a).await.json().await.unwrap();
-    assert_eq!(listed["webhooks"][0]["id"], ea["id"]);
+    let listed = endpoints(&app, a).await;
+    assert_eq!(listed[0]["id"], ea["id"]);
     ra.stop().await;
     rb.stop().await;
 }
@@ -560,24 +563,12 @@ async fn bad_urls_are_refused_with_a_json_error_naming_the_field(app: TestApp) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(err["code"], "missing_api_key");
 
-    let listed: Value = app
-        .get("/v1/webhooks", &app.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        listed["webhooks"],
-        json!([]),
-        "a refused request writes nothing"
-    );
+    let listed = endpoints(&app, &app.api_key).await;
+    assert!(listed.is_empty(), "a refused request writes nothing");
 
     let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
+        .get("/openapi.json", &app.api_key)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -609,14 +600,9 @@ async fn a_deleted_endpoint_receives_nothing_more(app: TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND, "deleted once");
     let (status, _) = error_of(app.get(&format!("{path}/deliveries"), &app.api_key).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let listed: Value = app
-        .get("/v1/webhooks", &app.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1);
-    assert_eq!(listed["webhooks"][0]["id"], e_kept["id"]);
+    let listed = endpoints(&app, &app.api_key).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], e_kept["id"]);
 
     // Neither the pending retry nor new events reach it.
     assert_eq!(enqueue(&app, &app.account_id, "e2", json!({})).await, 1);
@@ -753,10 +739,10 @@ async fn queue_story(db: TestDb) {
     let (d0, d1, d2) = (&reclaimed[0].id, &reclaimed[1].id, &reclaimed[2].id);
     let t1 = lock + 1_000;
     a.mark_webhook_delivered(d0, 204, t1).await.unwrap();
-    a.schedule_webhook_retry(d1, Some(503), "HTTP 503", t1 + 60_000)
+    a.webhook_attempt_failed(d1, Some(503), "HTTP 503", Some(t1 + 60_000), t1)
         .await
         .unwrap();
-    a.give_up_webhook_delivery(d2, None, "timed out", t1)
+    a.webhook_attempt_failed(d2, None, "timed out", None, t1)
         .await
         .unwrap();
     let history = a
