@@ -16,3 +16,4 @@ pub mod storage;
 pub mod telemetry;
 pub mod telephony;
 pub mod time;
+pub mod webhooks;

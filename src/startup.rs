@@ -28,6 +28,7 @@ use crate::telephony::credentials::CredentialsTable;
 use crate::telephony::recorder::CallRecorder;
 use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
 use crate::time::{SharedClock, SystemClock};
+use crate::webhooks::Webhooks;
 
 pub struct Application {
     port: u16,
@@ -37,6 +38,7 @@ pub struct Application {
     pruner: tokio::task::JoinHandle<()>,
     refresher: tokio::task::JoinHandle<()>,
     replayer: tokio::task::JoinHandle<()>,
+    webhook_worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -142,7 +144,12 @@ impl Application {
             clock.clone(),
             settle_ms,
         ));
-        let replayer = calls.start(storage.clone(), attributor.clone());
+
+        let webhooks = Arc::new(
+            Webhooks::new(storage.clone(), clock.clone()).context("building the webhook client")?,
+        );
+        let webhook_worker = webhooks.start();
+        let replayer = calls.start(storage.clone(), attributor.clone(), webhooks.clone());
         let state = web::Data::new(AppState {
             dni,
             routes,
@@ -155,6 +162,7 @@ impl Application {
             geo,
             clock,
             metrics: Metrics::new(),
+            webhooks,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -165,6 +173,7 @@ impl Application {
             pruner,
             refresher,
             replayer,
+            webhook_worker,
         })
     }
 
@@ -187,6 +196,8 @@ impl Application {
         self.pruner.abort();
         self.refresher.abort();
         self.replayer.abort();
+        // A delivery in flight keeps its claim; it expires and another pass sends the event again.
+        self.webhook_worker.abort();
         if let Err(e) = self.state.calls.replay(&self.state.storage).await {
             tracing::warn!(
                 error = format!("{e:#}"),

@@ -18,6 +18,8 @@ use crate::storage::{
     CLICK_ID_COLUMNS, CallAttribution, CallRow, SessionRow, Storage, StorageError,
 };
 use crate::time::{Millis, SharedClock};
+use crate::webhooks::{CALL_COMPLETED, Webhooks};
+use view::CallView;
 
 /// How sure the service is that a call came from the session it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +130,8 @@ pub fn decide(
 pub enum AttributionError {
     #[error("storage")]
     Storage(#[from] StorageError),
+    #[error("queueing the call.completed webhook: {0}")]
+    Webhook(String),
 }
 
 pub struct Attributor {
@@ -186,11 +190,12 @@ impl Attributor {
         Ok(done)
     }
 
-    /// Completes the calls that ended and are attributed: applies the property's lead rule.
-    /// Returns the calls completed by this instance.
-    pub async fn complete_calls(&self) -> Result<Vec<CallRow>, AttributionError> {
+    /// Completes the calls that ended and are attributed: applies the property's lead rule and
+    /// announces `call.completed` to the account's webhooks (queued before the call is marked,
+    /// and idempotent by call, so a crash in between sends it once). Returns how many.
+    pub async fn complete_calls(&self, webhooks: &Webhooks) -> Result<usize, AttributionError> {
         let now = self.clock.now_ms();
-        let mut completed = Vec::new();
+        let mut completed = 0;
         for mut call in self.storage.calls_to_complete(200).await? {
             let rule = match self.storage.property_by_id(&call.call.property_id).await {
                 Ok(p) => p.lead_rule,
@@ -201,9 +206,19 @@ impl Attributor {
             let talk = call.talk_s.or(call.duration_s).unwrap_or(0);
             let qualified = rule.qualifies(answered, talk, call.first_call_id.is_none());
             self.storage.set_qualified(&call.id, qualified).await?;
+            call.qualified = Some(qualified);
+            let payload = serde_json::to_value(CallView::from(&call)).expect("a call serialises");
+            webhooks
+                .enqueue(
+                    &call.call.account_id,
+                    CALL_COMPLETED,
+                    &format!("{CALL_COMPLETED}:{}", call.id),
+                    &payload,
+                )
+                .await
+                .map_err(|e| AttributionError::Webhook(e.to_string()))?;
             if self.storage.mark_completed(&call.id, now).await? {
-                call.qualified = Some(qualified);
-                completed.push(call);
+                completed += 1;
             }
         }
         Ok(completed)

@@ -13,6 +13,7 @@ mod pools;
 mod properties;
 pub mod snippet;
 mod telephony;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub geo: Arc<Geo>,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// Outbound webhooks: `webhooks.enqueue(...)` queues an event for the account's endpoints.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -78,7 +81,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(calls::add_conversion)
         .service(calls::undo_conversion)
         .service(calls::add_conversion_by_caller)
-        .service(calls::erase_caller);
+        .service(calls::erase_caller)
+        .service(webhooks::create_webhook)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::list_deliveries);
 }
 
 pub use metrics::track as track_metrics;

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, calls, dni, error, health, metrics, pools, properties, telephony};
+use super::{account, calls, dni, error, health, metrics, pools, properties, telephony, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,10 @@ use super::{account, calls, dni, error, health, metrics, pools, properties, tele
         account::get_telephony,
         account::put_telephony,
         account::rotate_calls_secret,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
         health::health,
         health::ping,
         metrics::metrics,

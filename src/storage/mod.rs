@@ -13,6 +13,7 @@ mod outcomes;
 mod pools;
 mod properties;
 mod records;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -31,6 +32,9 @@ pub use ledger::{
 pub use outcomes::ConversionRow;
 pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
+pub use webhooks::{
+    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint,
+};
 
 pub type StorageResult<T> = Result<T, StorageError>;
 

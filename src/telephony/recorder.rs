@@ -14,6 +14,7 @@ use super::spool::Spool;
 use crate::attribution::Attributor;
 use crate::storage::{CallEvent, NewCall, Storage};
 use crate::time::SharedClock;
+use crate::webhooks::Webhooks;
 
 /// A spool line. Lines written before events had kinds hold a bare voice event.
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,6 +84,7 @@ impl CallRecorder {
         self: &Arc<Self>,
         storage: Storage,
         attributor: Arc<Attributor>,
+        webhooks: Arc<Webhooks>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
@@ -94,7 +96,7 @@ impl CallRecorder {
                         tracing::debug!(events = stored, "call events stored from the spool");
                     }
                     attributor.run_pass().await?;
-                    attributor.complete_calls().await?;
+                    attributor.complete_calls(&webhooks).await?;
                     anyhow::Ok(())
                 };
                 match pass.await {

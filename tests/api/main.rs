@@ -17,3 +17,4 @@ mod snippet;
 mod storage_story;
 mod telephony;
 mod tenancy;
+mod webhooks;

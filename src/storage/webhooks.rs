@@ -1,0 +1,388 @@
+//! Outbound webhooks: an account's endpoints, and the delivery queue the worker drains.
+//!
+//! The queue lives in the database so every instance shares it: a worker claims a due delivery
+//! with a conditional UPDATE (`locked_until`), which one instance wins, so an event is sent by
+//! one worker at a time however many instances run.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+
+use super::{Storage, StorageError, StorageResult, new_id};
+use crate::time::{Millis, to_datetime};
+use crate::webhooks::{NewWebhookEndpoint, generate_secret};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    #[serde(skip)]
+    pub account_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An endpoint just created, with the only copy of its signing secret the API will show.
+#[derive(Debug)]
+pub struct CreatedWebhookEndpoint {
+    pub endpoint: WebhookEndpoint,
+    pub secret: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; `next_attempt_at` says when it is tried (again).
+    Pending,
+    Delivered,
+    /// Given up after the last retry, or the endpoint was deleted first.
+    Failed,
+}
+
+/// One event's delivery to one endpoint, as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookDelivery {
+    /// The event id sent as `Switchboard-Event-Id` and as the body's `id`.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Sent as `Idempotency-Key`, the same on every retry.
+    pub idempotency_key: String,
+    pub status: DeliveryStatus,
+    /// Attempts made (or under way) so far.
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    /// The HTTP status of the last attempt, when the receiver answered.
+    pub last_status: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// A delivery claimed by this worker: everything needed to send it.
+#[derive(Debug)]
+pub struct DueDelivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret: SecretString,
+    pub event_type: String,
+    pub idempotency_key: String,
+    /// The event's `data`, as JSON text.
+    pub payload: String,
+    pub created_at: Millis,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, account_id, url, description, created_at";
+const DELIVERY_COLUMNS: &str = "id, event_type, idempotency_key, attempts, created_at, \
+     next_attempt_at, delivered_at, failed_at, last_status, last_error";
+
+impl Storage {
+    pub async fn create_webhook_endpoint(
+        &self,
+        account_id: &str,
+        new: &NewWebhookEndpoint,
+        now: Millis,
+    ) -> StorageResult<CreatedWebhookEndpoint> {
+        let endpoint = WebhookEndpoint {
+            id: new_id(),
+            account_id: account_id.to_owned(),
+            url: new.url.to_string(),
+            description: new.description.clone(),
+            created_at: to_datetime(now),
+        };
+        let secret = generate_secret();
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, account_id, url, secret, description, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&endpoint.id)
+        .bind(account_id)
+        .bind(&endpoint.url)
+        .bind(secret.expose_secret())
+        .bind(&endpoint.description)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(CreatedWebhookEndpoint { endpoint, secret })
+    }
+
+    /// The account's live endpoints, oldest first.
+    pub async fn list_webhook_endpoints(
+        &self,
+        account_id: &str,
+    ) -> StorageResult<Vec<WebhookEndpoint>> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+             WHERE account_id = $1 AND disabled_at IS NULL ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    /// A live endpoint of this account; another account's, or a deleted one, is `NotFound`.
+    pub async fn webhook_endpoint(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+    ) -> StorageResult<WebhookEndpoint> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+             WHERE id = $1 AND account_id = $2 AND disabled_at IS NULL"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(endpoint_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        endpoint_from_row(&row)
+    }
+
+    /// Deletes an endpoint: it receives nothing more (its pending deliveries fail now), and
+    /// its row stays for the history of past deliveries.
+    pub async fn delete_webhook_endpoint(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+        now: Millis,
+    ) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $1 \
+             WHERE id = $2 AND account_id = $3 AND disabled_at IS NULL",
+        )
+        .bind(now)
+        .bind(endpoint_id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE webhook_deliveries SET failed_at = $1, last_error = 'endpoint deleted' \
+             WHERE endpoint_id = $2 AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(now)
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues an event for each of the account's live endpoints, due at once. A key already
+    /// queued for an endpoint inserts nothing, so replaying an event sends it once. Returns how
+    /// many deliveries were queued.
+    ///
+    /// No transaction: one that reads and then writes fails at once on SQLite (WAL) when a
+    /// worker wrote in between. If an insert fails, the caller's retry fills in the rest.
+    pub async fn enqueue_event(
+        &self,
+        account_id: &str,
+        event_type: &str,
+        idempotency_key: &str,
+        payload: &serde_json::Value,
+        now: Millis,
+    ) -> StorageResult<u64> {
+        let payload = serde_json::to_string(payload).expect("a JSON value serialises");
+        let endpoints: Vec<String> = sqlx::query(
+            "SELECT id FROM webhook_endpoints WHERE account_id = $1 AND disabled_at IS NULL",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        let mut queued = 0;
+        for endpoint_id in endpoints {
+            queued += sqlx::query(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_type, \
+                 idempotency_key, payload, created_at, attempts, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
+                 ON CONFLICT (endpoint_id, idempotency_key) DO NOTHING",
+            )
+            .bind(new_id())
+            .bind(&endpoint_id)
+            .bind(account_id)
+            .bind(event_type)
+            .bind(idempotency_key)
+            .bind(&payload)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(queued)
+    }
+
+    /// Claims up to `limit` deliveries due at `now` for this worker until `lock_until`, and
+    /// counts the attempt. Each claim is a conditional UPDATE that only one instance can win;
+    /// the ones another instance took first are skipped.
+    pub async fn claim_due_webhook_deliveries(
+        &self,
+        now: Millis,
+        lock_until: Millis,
+        limit: i64,
+    ) -> StorageResult<Vec<DueDelivery>> {
+        let candidates = sqlx::query(
+            "SELECT d.id, e.url, e.secret FROM webhook_deliveries d \
+             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= $1 \
+             AND (d.locked_until IS NULL OR d.locked_until <= $2) AND e.disabled_at IS NULL \
+             ORDER BY d.next_attempt_at, d.id LIMIT $3",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let id: String = candidate.try_get("id")?;
+            let row = sqlx::query(
+                "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1 \
+                 WHERE id = $2 AND delivered_at IS NULL AND failed_at IS NULL \
+                 AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until <= $4) \
+                 RETURNING id, endpoint_id, event_type, idempotency_key, payload, created_at, attempts",
+            )
+            .bind(lock_until)
+            .bind(&id)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else { continue };
+            claimed.push(DueDelivery {
+                id: row.try_get("id")?,
+                endpoint_id: row.try_get("endpoint_id")?,
+                url: candidate.try_get("url")?,
+                secret: SecretString::from(candidate.try_get::<String, _>("secret")?),
+                event_type: row.try_get("event_type")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+                payload: row.try_get("payload")?,
+                created_at: row.try_get("created_at")?,
+                attempt: row.try_get("attempts")?,
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// The receiver took the event.
+    pub async fn mark_webhook_delivered(
+        &self,
+        delivery_id: &str,
+        status: u16,
+        now: Millis,
+    ) -> StorageResult<()> {
+        // Clears failed_at too: if the endpoint was deleted while this attempt was in flight,
+        // the event did arrive, and the history should say so.
+        sqlx::query(
+            "UPDATE webhook_deliveries SET delivered_at = $1, failed_at = NULL, locked_until = NULL, \
+             last_status = $2, last_error = NULL WHERE id = $3 AND delivered_at IS NULL",
+        )
+        .bind(now)
+        .bind(i64::from(status))
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The attempt failed: the next one is due at `retry_at`, or, with `None`, the delivery
+    /// is given up now.
+    pub async fn webhook_attempt_failed(
+        &self,
+        delivery_id: &str,
+        status: Option<u16>,
+        error: &str,
+        retry_at: Option<Millis>,
+        now: Millis,
+    ) -> StorageResult<()> {
+        let (column, at) = match retry_at {
+            Some(at) => ("next_attempt_at", at),
+            None => ("failed_at", now),
+        };
+        let sql = format!(
+            "UPDATE webhook_deliveries SET {column} = $1, locked_until = NULL, \
+             last_status = $2, last_error = $3 \
+             WHERE id = $4 AND delivered_at IS NULL AND failed_at IS NULL"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at)
+            .bind(status.map(i64::from))
+            .bind(error)
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The most recent deliveries of a live endpoint of this account, newest first.
+    pub async fn list_webhook_deliveries(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+        limit: i64,
+    ) -> StorageResult<Vec<WebhookDelivery>> {
+        self.webhook_endpoint(account_id, endpoint_id).await?;
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+             WHERE endpoint_id = $1 AND account_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(endpoint_id)
+            .bind(account_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+}
+
+fn endpoint_from_row(r: &AnyRow) -> StorageResult<WebhookEndpoint> {
+    Ok(WebhookEndpoint {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        url: r.try_get("url")?,
+        description: r.try_get("description")?,
+        created_at: to_datetime(r.try_get("created_at")?),
+    })
+}
+
+fn delivery_from_row(r: &AnyRow) -> StorageResult<WebhookDelivery> {
+    let delivered_at: Option<Millis> = r.try_get("delivered_at")?;
+    let failed_at: Option<Millis> = r.try_get("failed_at")?;
+    let status = match (delivered_at, failed_at) {
+        (Some(_), _) => DeliveryStatus::Delivered,
+        (None, Some(_)) => DeliveryStatus::Failed,
+        (None, None) => DeliveryStatus::Pending,
+    };
+    let next_attempt_at: Millis = r.try_get("next_attempt_at")?;
+    Ok(WebhookDelivery {
+        id: r.try_get("id")?,
+        event_type: r.try_get("event_type")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        status,
+        attempts: r.try_get("attempts")?,
+        created_at: to_datetime(r.try_get("created_at")?),
+        next_attempt_at: (status == DeliveryStatus::Pending).then(|| to_datetime(next_attempt_at)),
+        delivered_at: delivered_at.map(to_datetime),
+        failed_at: failed_at.map(to_datetime),
+        last_status: r.try_get("last_status")?,
+        last_error: r.try_get("last_error")?,
+    })
+}

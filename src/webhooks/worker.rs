@@ -1,0 +1,312 @@
+//! The delivery worker: claims due deliveries, POSTs each signed event, and records the outcome
+//! (delivered, retry later, or given up).
+//!
+//! Retry schedule: an event is tried at once, then 10 s, 1 min, 5 min, 30 min, 2 h, 6 h and 12 h
+//! after each failed attempt: 8 attempts over about 21 hours, then the delivery is marked
+//! failed. Any answer but 2xx is a failure (redirects are not followed), as is no answer
+//! within 10 s.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::CONTENT_TYPE;
+use serde::Serialize;
+use tokio::sync::{Mutex, Notify};
+
+use super::{
+    EVENT_ID_HEADER, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, loggable_url, sign,
+};
+use crate::storage::{DueDelivery, Storage, StorageError};
+use crate::time::{Millis, SharedClock, to_datetime};
+
+/// How long after a failed attempt the next one is made (attempt n+1 waits `RETRY_DELAYS[n-1]`).
+pub const RETRY_DELAYS: [Duration; 7] = [
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(6 * 3600),
+    Duration::from_secs(12 * 3600),
+];
+/// The first attempt plus one per retry delay; after the last, the delivery is failed.
+pub const MAX_ATTEMPTS: i64 = RETRY_DELAYS.len() as i64 + 1;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A claim outlives the request's timeout, so no other instance sends the event meanwhile; a
+/// claim left by a crashed instance expires and the event is tried again.
+const CLAIM_MS: Millis = 30_000;
+const POLL_EVERY: Duration = Duration::from_secs(1);
+const BATCH: i64 = 64;
+/// Requests in flight at once, so one slow receiver does not hold up everyone else's events.
+const CONCURRENCY: usize = 16;
+/// How much of a failing receiver's answer is kept in `last_error`.
+const ERROR_BODY_BYTES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("the event type and idempotency key must be 1-255 visible ASCII characters")]
+    InvalidKey,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct Webhooks {
+    storage: Storage,
+    clock: SharedClock,
+    client: reqwest::Client,
+    wake: Notify,
+    /// One pass at a time on this instance: `run_due_now` returns only once every event due
+    /// when it was called has been tried here (tests rely on it).
+    pass: Mutex<()>,
+}
+
+/// The JSON body of every delivery, fields in this order.
+#[derive(Serialize)]
+struct Event<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    created_at: String,
+    data: serde_json::Value,
+}
+
+/// Why one attempt failed: the receiver's status if it answered, and a short reason.
+struct Failure {
+    status: Option<u16>,
+    error: String,
+}
+
+impl Webhooks {
+    pub fn new(storage: Storage, clock: SharedClock) -> reqwest::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            // A redirected POST may turn into a GET or land somewhere the account never named.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            storage,
+            clock,
+            client,
+            wake: Notify::new(),
+            pass: Mutex::new(()),
+        })
+    }
+
+    /// Queues an event for every live endpoint of the account and wakes the worker; returns
+    /// how many deliveries were queued. `idempotency_key` names the event (e.g.
+    /// `call.completed:<call id>`): enqueuing a key again queues nothing, so a caller that
+    /// replays its own work after a crash queues each event once. `payload` becomes `data`.
+    /// On an error some endpoints may have the event already: call again with the same key.
+    pub async fn enqueue(
+        &self,
+        account_id: &str,
+        event_type: &str,
+        idempotency_key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<u64, EnqueueError> {
+        // Both travel in headers or the body unchanged, so they must be valid header text.
+        let valid =
+            |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
+        if !valid(event_type) || !valid(idempotency_key) {
+            return Err(EnqueueError::InvalidKey);
+        }
+        let queued = self
+            .storage
+            .enqueue_event(
+                account_id,
+                event_type,
+                idempotency_key,
+                payload,
+                self.clock.now_ms(),
+            )
+            .await?;
+        if queued > 0 {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// Tries every delivery due now (by the injected clock) that this instance can claim, and
+    /// waits for the outcomes. Returns how many attempts were made.
+    pub async fn run_due_now(&self) -> Result<usize, StorageError> {
+        let _one_pass = self.pass.lock().await;
+        let mut attempted = 0;
+        loop {
+            let now = self.clock.now_ms();
+            let due = self
+                .storage
+                .claim_due_webhook_deliveries(now, now + CLAIM_MS, BATCH)
+                .await?;
+            let claimed = due.len();
+            futures_util::stream::iter(due)
+                .for_each_concurrent(CONCURRENCY, |d| self.attempt(d))
+                .await;
+            attempted += claimed;
+            if claimed < BATCH as usize {
+                return Ok(attempted);
+            }
+        }
+    }
+
+    /// Runs passes whenever an event is queued here, and every second regardless (events
+    /// queued by other instances, retries coming due), backing off while the database is away.
+    pub fn start(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                match me.run_due_now().await {
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 || failures.is_power_of_two() {
+                            tracing::warn!(
+                                error = format!("{:#}", anyhow::Error::new(e)),
+                                failures,
+                                "webhook deliveries wait: the database is unavailable"
+                            );
+                        }
+                    }
+                }
+                let pause = POLL_EVERY * failures.clamp(1, 5);
+                let _ = tokio::time::timeout(pause, me.wake.notified()).await;
+            }
+        })
+    }
+
+    async fn attempt(&self, delivery: DueDelivery) {
+        let outcome = self.send(&delivery).await;
+        let now = self.clock.now_ms();
+        let url = loggable_url(&delivery.url);
+        let recorded = match outcome {
+            Ok(status) => {
+                tracing::info!(
+                    delivery_id = %delivery.id,
+                    endpoint_id = %delivery.endpoint_id,
+                    url = %url,
+                    attempt = delivery.attempt,
+                    status,
+                    "webhook delivered"
+                );
+                self.storage
+                    .mark_webhook_delivered(&delivery.id, status, now)
+                    .await
+            }
+            Err(failure) => {
+                let retry_in = usize::try_from(delivery.attempt - 1)
+                    .ok()
+                    .and_then(|i| RETRY_DELAYS.get(i));
+                tracing::warn!(
+                    delivery_id = %delivery.id,
+                    endpoint_id = %delivery.endpoint_id,
+                    url = %url,
+                    attempt = delivery.attempt,
+                    status = failure.status,
+                    error = %failure.error,
+                    retry_in_secs = retry_in.map(Duration::as_secs),
+                    "webhook attempt failed"
+                );
+                let retry_at = retry_in
+                    .map(|delay| now + Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX));
+                self.storage
+                    .webhook_attempt_failed(
+                        &delivery.id,
+                        failure.status,
+                        &failure.error,
+                        retry_at,
+                        now,
+                    )
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            // The claim expires and the event is tried again: at least once, never lost.
+            tracing::warn!(
+                delivery_id = %delivery.id,
+                error = format!("{:#}", anyhow::Error::new(e)),
+                "could not record a webhook attempt"
+            );
+        }
+    }
+
+    async fn send(&self, delivery: &DueDelivery) -> Result<u16, Failure> {
+        let data = serde_json::from_str(&delivery.payload).map_err(|e| Failure {
+            status: None,
+            error: format!("the stored payload is not JSON: {e}"),
+        })?;
+        let body = serde_json::to_vec(&Event {
+            id: &delivery.id,
+            event_type: &delivery.event_type,
+            created_at: to_datetime(delivery.created_at)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            data,
+        })
+        .expect("an event serialises");
+        let timestamp = self.clock.now_ms().div_euclid(1000);
+        let signature = {
+            use secrecy::ExposeSecret;
+            sign(delivery.secret.expose_secret(), timestamp, &body)
+        };
+        let response = self
+            .client
+            .post(&delivery.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(EVENT_ID_HEADER, &delivery.id)
+            .header(IDEMPOTENCY_KEY_HEADER, &delivery.idempotency_key)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure {
+                status: None,
+                error: describe(e),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(status.as_u16());
+        }
+        let answer = first_bytes(response, ERROR_BODY_BYTES).await;
+        let mut error = format!("HTTP {status}");
+        if !answer.trim().is_empty() {
+            error.push_str(": ");
+            error.push_str(answer.trim());
+        }
+        Err(Failure {
+            status: Some(status.as_u16()),
+            error,
+        })
+    }
+}
+
+/// A transport error in words, with its causes, without its URL (which may carry a token).
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {} s", REQUEST_TIMEOUT.as_secs());
+    }
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Up to `limit` bytes of a response body, as text, for the delivery's `last_error`.
+async fn first_bytes(mut response: reqwest::Response, limit: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(limit);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
