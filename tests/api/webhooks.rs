@@ -879,3 +879,82 @@ async fn delivery_logs_show_neither_the_secret_nor_the_urls_query() {
     }
     receiver.stop().await;
 }
+
+/// The call pipeline end to end: a call that completes is announced once to the account's
+/// endpoint, signed, with its attribution, however often Twilio repeats the last callback.
+#[tokio::test]
+async fn a_completed_call_is_announced_once_with_its_attribution() {
+    use crate::calls::{CALLER, attributed, dial, twilio, twilio_app};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = twilio_app(backend, None).await else {
+            continue;
+        };
+        let receiver = Receiver::start(0).await;
+        let endpoint = create_endpoint(&app, &app.api_key, &receiver.url).await;
+        let property_id = app.create_property(&app.api_key).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.create_pool(&app.api_key, &property_id, &["+14155550400"])
+            .await;
+        let key = app.storage.list_properties(&app.account_id).await.unwrap()[0]
+            .public_key
+            .clone();
+        app.new_visitor(
+            &key,
+            "https://www.acme.example/?utm_source=google&utm_medium=cpc&utm_campaign=winter",
+        )
+        .await;
+        dial(&app, "CAannounce", CALLER, "+14155550400").await;
+        for _ in 0..3 {
+            let (status, _) = twilio(
+                &app,
+                "/v1/telephony/twilio/dial?tn=%2B14155550400",
+                &[
+                    ("CallSid", "CAannounce"),
+                    ("DialCallStatus", "completed"),
+                    ("DialCallDuration", "95"),
+                ],
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let call = attributed(&app, "CAannounce").await;
+        for _ in 0..100 {
+            app.state.calls.wake();
+            deliver(&app).await;
+            if receiver.count() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        deliver(&app).await;
+        let seen = receiver.seen();
+        assert_eq!(seen.len(), 1, "announced once");
+        let got = &seen[0];
+        let secret = endpoint["secret"].as_str().unwrap();
+        verify_signature(
+            secret,
+            got.header("switchboard-signature"),
+            &got.body,
+            now_secs(&app),
+            FIVE_MINUTES,
+        )
+        .expect("signed with the endpoint's secret");
+        assert_eq!(
+            got.header("idempotency-key"),
+            format!("call.completed:{}", call.id)
+        );
+        let event = got.json();
+        assert_eq!(event["type"], "call.completed");
+        let data = &event["data"];
+        assert_eq!(data["id"], call.id.as_str());
+        assert_eq!(data["outcome"], "answered");
+        assert_eq!(data["qualified"], true);
+        assert_eq!(data["attribution"]["confidence"], "exact");
+        assert_eq!(data["attribution"]["campaign"], "winter");
+        assert_eq!(data["caller"]["number"], CALLER);
+        receiver.stop().await;
+    }
+}
