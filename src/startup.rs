@@ -23,7 +23,9 @@ use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
 use crate::storage::{PoolSettings, Storage};
 use crate::telephony::recorder::CallRecorder;
-use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
+use crate::telephony::routing::{
+    REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable, SNAPSHOT_FILE as ROUTES_SNAPSHOT,
+};
 use crate::time::{SharedClock, SystemClock};
 
 pub struct Application {
@@ -100,8 +102,10 @@ impl Application {
             })
         };
         // Calls are routed from memory: load the table now, then keep it fresh in the background.
-        let routes = Arc::new(RoutingTable::default());
-        routes.refresh(&storage).await;
+        let routes = Arc::new(RoutingTable::with_snapshot(
+            settings.spool_dir.join(ROUTES_SNAPSHOT),
+        ));
+        routes.load(&storage, true).await;
         let refresher = {
             let (routes, storage) = (routes.clone(), storage.clone());
             tokio::spawn(async move {
