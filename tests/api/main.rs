@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod dni;
 mod dni_edges;
+mod faults;
 mod health;
 mod pools;
 mod properties;
