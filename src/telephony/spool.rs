@@ -8,6 +8,12 @@
 //! Layout: `<dir>/calls.spool` holds one JSON record per line; `<dir>/calls.spool.done` holds
 //! the byte offset up to which records are stored elsewhere. A crash mid-write leaves a torn
 //! last line without its newline: it was never acknowledged, so opening the spool cuts it off.
+//! Once every record is acknowledged and they fill a MiB, the file is emptied
+//! (`<dir>/calls.spool.seq` keeps the numbering rising across that).
+//!
+//! Readers (the replay) read without holding up appenders: the bytes before the file's length
+//! do not change until the file is emptied, and a read that overlapped an emptying is done
+//! again. Checkpoints are written outside the appenders' lock too.
 //!
 //! Group commit: appenders write their lines one at a time under a lock, then wait for an
 //! `fdatasync` that covers their line. One appender at a time runs the sync, covering every
@@ -42,7 +48,23 @@ struct Inner {
     /// A failed write could not be cut off: a later line would follow a torn one (and be cut
     /// off with it at the next open), so nothing more is appended.
     damaged: bool,
+    /// Bumped each time the file is emptied: until then the bytes before `len` never change,
+    /// so readers read them without holding the lock.
+    generation: u64,
 }
+
+/// Where the unacknowledged records are, as of one moment.
+#[derive(Clone, Copy)]
+struct Region {
+    done: u64,
+    len: u64,
+    generation: u64,
+}
+
+/// Acknowledged records are cut from the file once everything in it is acknowledged and they
+/// fill this much: emptying the file holds up appenders for a sync, so it is not done for each
+/// replay.
+const COMPACT_AT: u64 = 1 << 20;
 
 /// Which records completed syncs cover (group commit).
 #[derive(Default)]
@@ -67,6 +89,9 @@ pub struct Spool<T> {
     sync_file: File,
     syncs: Mutex<Syncs>,
     sync_done: Condvar,
+    /// One acknowledgement at a time (they write the checkpoint file).
+    acknowledging: Mutex<()>,
+    compact_at: u64,
     _event: PhantomData<fn() -> T>,
 }
 
@@ -103,6 +128,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
                 next_seq,
                 done,
                 damaged: false,
+                generation: 0,
             }),
             written: AtomicU64::new(next_seq - 1),
             sync_file,
@@ -111,6 +137,8 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
                 ..Syncs::default()
             }),
             sync_done: Condvar::new(),
+            acknowledging: Mutex::new(()),
+            compact_at: COMPACT_AT,
             _event: PhantomData,
         })
     }
@@ -190,9 +218,9 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
 
     /// Records not yet acknowledged, oldest first.
     pub fn pending(&self) -> io::Result<Vec<Record<T>>> {
-        let inner = self.inner.lock().expect("lock");
         Ok(self
-            .read_from(&inner)?
+            .unacknowledged()?
+            .0
             .into_iter()
             .map(|(record, _)| record)
             .collect())
@@ -200,40 +228,72 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
 
     /// Marks every record up to sequence number `through` as stored elsewhere. Sequence
     /// numbers, unlike file offsets, stay meaningful after the file is emptied, so a repeated or
-    /// late acknowledgement is harmless. When nothing is left, the file is emptied.
+    /// late acknowledgement is harmless. When nothing is left (and enough is acknowledged), the
+    /// file is emptied. Appenders are held up only while the file is emptied.
     pub fn acknowledge(&self, through: u64) -> io::Result<()> {
-        let mut inner = self.inner.lock().expect("lock");
-        let mut done = inner.done;
-        for (record, end) in self.read_from(&inner)? {
-            if record.seq > through {
-                break;
-            }
-            done = end;
-        }
-        if done == inner.done {
+        let _one_at_a_time = self.acknowledging.lock().expect("lock");
+        let (records, region) = self.unacknowledged()?;
+        let stored: Vec<_> = records
+            .iter()
+            .take_while(|(record, _)| record.seq <= through)
+            .collect();
+        let Some(&&(ref last, done)) = stored.last() else {
             return Ok(());
-        }
-        if done == inner.len {
+        };
+        if done == region.len && done >= self.compact_at {
             // The sequence floor keeps numbers rising across the emptying.
-            let floor = inner.next_seq - 1;
-            write_atomically(&self.path.with_extension("spool.seq"), &floor.to_string())?;
-            inner.file.set_len(0)?;
-            inner.file.sync_all()?;
-            inner.len = 0;
-            inner.done = 0;
-        } else {
-            inner.done = done;
+            write_atomically(
+                &self.path.with_extension("spool.seq"),
+                &last.seq.to_string(),
+            )?;
+            let mut inner = self.inner.lock().expect("lock");
+            if inner.generation == region.generation && inner.len == done {
+                inner.file.set_len(0)?;
+                inner.file.sync_all()?;
+                inner.len = 0;
+                inner.done = 0;
+                inner.generation += 1;
+                // Still under the lock: no line is appended before the checkpoint says 0.
+                return write_atomically(&self.done_path, "0");
+            }
+            // Lines were appended meanwhile: only move the checkpoint.
         }
-        write_atomically(&self.done_path, &inner.done.to_string())
+        write_atomically(&self.done_path, &done.to_string())?;
+        let mut inner = self.inner.lock().expect("lock");
+        if inner.generation == region.generation {
+            inner.done = inner.done.max(done);
+        }
+        Ok(())
     }
 
-    /// The unacknowledged records with the offset each ends at.
-    fn read_from(&self, inner: &Inner) -> io::Result<Vec<(Record<T>, u64)>> {
+    fn region(&self) -> Region {
+        let inner = self.inner.lock().expect("lock");
+        Region {
+            done: inner.done,
+            len: inner.len,
+            generation: inner.generation,
+        }
+    }
+
+    /// The unacknowledged records with the offset each ends at, read without holding up
+    /// appenders; a read that overlapped an emptying of the file is done again.
+    fn unacknowledged(&self) -> io::Result<(Vec<(Record<T>, u64)>, Region)> {
+        loop {
+            let region = self.region();
+            let records = self.read_region(region);
+            if self.region().generation == region.generation {
+                return Ok((records?, region));
+            }
+        }
+    }
+
+    /// The records between `done` and `len`, with the offset each ends at.
+    fn read_region(&self, region: Region) -> io::Result<Vec<(Record<T>, u64)>> {
         let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(inner.done))?;
-        let mut reader = BufReader::new(file.take(inner.len - inner.done));
+        file.seek(SeekFrom::Start(region.done))?;
+        let mut reader = BufReader::new(file.take(region.len - region.done));
         let mut out = Vec::new();
-        let mut end = inner.done;
+        let mut end = region.done;
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -366,7 +426,8 @@ mod tests {
     #[test]
     fn acknowledging_everything_empties_the_file_but_not_the_numbering() {
         let dir = tempfile::tempdir().unwrap();
-        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        let mut spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        spool.compact_at = 0;
         for c in ["CA1", "CA2", "CA3"] {
             spool.append(&ev(c)).unwrap();
         }
@@ -431,5 +492,53 @@ mod tests {
             pending.iter().map(|r| r.event.call.clone()).collect();
         assert_eq!(distinct.len(), total);
         assert_eq!(spool.append(&ev("next")).unwrap(), total as u64 + 1);
+    }
+
+    #[test]
+    fn a_reader_storing_while_appends_go_on_sees_every_record_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        spool.compact_at = 0; // empty the file whenever it can: the hardest case for readers
+        let spool = std::sync::Arc::new(spool);
+        let appending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reader = {
+            let (spool, appending) = (spool.clone(), appending.clone());
+            std::thread::spawn(move || {
+                let mut stored = Vec::new();
+                loop {
+                    let still_appending = appending.load(Ordering::Acquire);
+                    let pending = spool.pending().unwrap();
+                    if let Some(last) = pending.last() {
+                        spool.acknowledge(last.seq).unwrap();
+                    } else if !still_appending {
+                        return stored;
+                    }
+                    stored.extend(pending.iter().map(|r| r.seq));
+                }
+            })
+        };
+        let appenders: Vec<_> = (0..8)
+            .map(|t| {
+                let spool = spool.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        spool.append(&ev(&format!("CA{t}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for a in appenders {
+            a.join().unwrap();
+        }
+        appending.store(false, Ordering::Release);
+        let mut stored = reader.join().unwrap();
+        let in_order = stored.clone();
+        stored.sort();
+        assert_eq!(stored, in_order, "stored in sequence order");
+        assert_eq!(stored, (1..=400).collect::<Vec<u64>>(), "each exactly once");
+        drop(spool);
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert!(spool.pending().unwrap().is_empty());
+        assert_eq!(spool.append(&ev("next")).unwrap(), 401);
     }
 }
