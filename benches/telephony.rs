@@ -6,8 +6,10 @@
 //!   cargo bench --bench telephony                 # SQLite
 //!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench telephony
 //!
-//! Options (environment): BENCH_SECONDS (per phase, default 5), BENCH_CONNECTIONS (default 32).
-//! Leases play no part in a call, so the lease store is the in-process one.
+//! Options (environment): BENCH_SECONDS (per phase, default 5), BENCH_CONNECTIONS (default 32),
+//! BENCH_CALL_RATE (calls per second of the fixed-rate open-loop phases, default 200: already
+//! far more calls than a large deployment takes). Leases play no part in a call, so the lease
+//! store is the in-process one.
 
 mod common;
 
@@ -175,10 +177,11 @@ fn spool_appends(dir: &std::path::Path, threads: usize, seconds: u64) -> anyhow:
     let elapsed = start.elapsed().as_secs_f64();
     lat.sort();
     println!(
-        "spool append, {threads} threads at once: {:.0} appends/s, p50 {:.3} ms, p99 {:.3} ms",
+        "spool append, {threads} threads at once: {:.0} appends/s, p50 {:.3} ms, p99 {:.3} ms, {:.1} appends per fdatasync",
         lat.len() as f64 / elapsed,
         millis(&lat, 0.5),
         millis(&lat, 0.99),
+        lat.len() as f64 / spool.syncs().max(1) as f64,
     );
     Ok(())
 }
@@ -203,6 +206,7 @@ async fn database(dir: &std::path::Path) -> anyhow::Result<(&'static str, String
 async fn main() -> anyhow::Result<()> {
     let seconds = env_num("BENCH_SECONDS", 5);
     let connections = env_num("BENCH_CONNECTIONS", 32) as usize;
+    let call_rate = env_num("BENCH_CALL_RATE", 200) as f64;
     let dir = tempfile::tempdir()?;
     let (stack, database_url) = database(dir.path()).await?;
     let spool_dir = dir.path().join("spool").display().to_string();
@@ -277,6 +281,22 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     settle().await;
+    // The latency floor of an open loop on this machine (timer wake-ups, idle threads waking).
+    let ping_fixed = open_loop(
+        "trivial at BENCH_CALL_RATE (open loop)",
+        &Arc::new(common::Ping { base: base.clone() }),
+        call_rate,
+        seconds,
+    )
+    .await;
+    let voice_fixed = open_loop(
+        "voice webhook at BENCH_CALL_RATE (open loop)",
+        &voice,
+        call_rate,
+        seconds,
+    )
+    .await;
+    settle().await;
     let voice_single = common::closed_loop("voice webhook, 1 connection", &voice, 1, seconds).await;
     let recorded = storage.calls_of_property(pid).await?.len();
 
@@ -300,6 +320,13 @@ async fn main() -> anyhow::Result<()> {
         seconds,
     )
     .await;
+    let voice_down_fixed = open_loop(
+        "voice webhook, database down, at BENCH_CALL_RATE (open loop)",
+        &voice_down,
+        call_rate,
+        seconds,
+    )
+    .await;
 
     println!(
         "\nstack: {stack} + in-process leases; {connections} connections, {seconds} s per phase; client and server share this machine"
@@ -309,11 +336,28 @@ async fn main() -> anyhow::Result<()> {
         format_ratios(&ratios),
         format_ratios(&ratios_down)
     );
-    println!("calls recorded while the database was up: {recorded}");
+    println!(
+        "BENCH_CALL_RATE = {call_rate} calls/s; calls recorded while the database was up: {recorded}"
+    );
     println!("\ndatabase up:");
-    common::print_table(&ping, &[&ping, &voice_peak, &voice_half, &voice_single]);
+    common::print_table(
+        &ping,
+        &[
+            &ping,
+            &voice_peak,
+            &voice_half,
+            &ping_fixed,
+            &voice_fixed,
+            &voice_single,
+        ],
+    );
     println!("\ndatabase down:");
-    let down: [&Phase; 3] = [&ping_down, &voice_down_peak, &voice_down_half];
+    let down: [&Phase; 4] = [
+        &ping_down,
+        &voice_down_peak,
+        &voice_down_half,
+        &voice_down_fixed,
+    ];
     common::print_table(&ping_down, &down);
     println!();
     spool_appends(&dir.path().join("spool-bench"), connections, seconds)?;
