@@ -297,6 +297,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     settle().await;
+    let ping_single = common::closed_loop(
+        "trivial, 1 connection",
+        &Arc::new(common::Ping { base: base.clone() }),
+        1,
+        seconds,
+    )
+    .await;
     let voice_single = common::closed_loop("voice webhook, 1 connection", &voice, 1, seconds).await;
     let recorded = storage.calls_of_property(pid).await?.len();
 
@@ -348,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
             &voice_half,
             &ping_fixed,
             &voice_fixed,
+            &ping_single,
             &voice_single,
         ],
     );
