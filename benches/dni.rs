@@ -13,11 +13,7 @@ mod common;
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use switchboard::config::Settings;
-use switchboard::startup::Application;
-use switchboard::storage::Storage;
 
 use common::{Load, alternating_pairs, answered, closed_loop, env_num, format_ratios, open_loop};
 
@@ -70,65 +66,31 @@ async fn main() -> anyhow::Result<()> {
     let seconds = env_num("BENCH_SECONDS", 5);
     let connections = env_num("BENCH_CONNECTIONS", 32) as usize;
     let dir = tempfile::tempdir()?;
-    let (stack, database_url, redis) = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
-            let a = Storage::connect(&admin, &Default::default()).await?;
-            a.create_database_for_tests(&name).await?;
-            a.close().await;
-            let mut url = url::Url::parse(&admin)?;
-            url.set_path(&name);
-            let redis = std::env::var("BENCH_REDIS_URL")
-                .ok()
-                .filter(|r| !r.is_empty());
-            let stack = if redis.is_some() {
-                "PostgreSQL + Redis"
-            } else {
-                "PostgreSQL + in-process"
-            };
-            (stack, url.to_string(), redis)
+    let (database, database_url) = common::database(dir.path()).await?;
+    let redis = std::env::var("BENCH_REDIS_URL")
+        .ok()
+        .filter(|r| !r.is_empty());
+    let stack = format!(
+        "{database} + {}",
+        if redis.is_some() {
+            "Redis"
+        } else {
+            "in-process"
         }
-        _ => {
-            let redis = std::env::var("BENCH_REDIS_URL")
-                .ok()
-                .filter(|r| !r.is_empty());
-            let stack = if redis.is_some() {
-                "SQLite + Redis"
-            } else {
-                "SQLite + in-process"
-            };
-            (
-                stack,
-                format!("sqlite://{}/bench.db", dir.path().display()),
-                redis,
-            )
-        }
-    };
+    );
     let mut pairs = vec![
-        ("bind", "127.0.0.1:0".to_owned()),
-        ("database_url", database_url),
-        ("migrate_on_start", "true".to_owned()),
-        ("new_sessions_per_ip_per_minute", "100000000".to_owned()),
+        ("database_url", database_url.as_str()),
+        ("new_sessions_per_ip_per_minute", "100000000"),
     ];
     if let Some(r) = &redis {
-        pairs.push(("redis_url", r.clone()));
+        pairs.push(("redis_url", r.as_str()));
     }
-    let settings = Settings::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
-    let app = Application::build(settings).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
+    let (base, state) = common::serve(&pairs).await?;
     let storage = state.storage.clone();
-    tokio::spawn(app.run_until_stopped());
 
     // A property with a 5 000-number session pool (sharing once exhausted).
-    let account = storage.create_account("bench", 0).await?;
-    let key = account.api_key.expose_secret().to_owned();
+    let (key, property) = common::account_and_property(&base, &storage, json!({})).await?;
     let client = reqwest::Client::new();
-    let property: Value = client
-        .post(format!("{base}/v1/properties"))
-        .bearer_auth(&key)
-        .json(&json!({"name": "Bench", "domains": ["acme.example"], "default_number": "+14155550100"}))
-        .send().await?.json().await?;
     let pid = property["id"].as_str().unwrap();
     let public_key = property["public_key"].as_str().unwrap().to_owned();
     let mut pool_id = None;

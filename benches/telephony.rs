@@ -17,11 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use secrecy::ExposeSecret;
-use serde_json::{Value, json};
-use switchboard::config::Settings;
-use switchboard::startup::Application;
-use switchboard::storage::{NewCall, Storage};
+use serde_json::json;
+use switchboard::storage::NewCall;
 use switchboard::telephony::spool::Spool;
 use switchboard::telephony::twilio_signature;
 
@@ -186,57 +183,28 @@ fn spool_appends(dir: &std::path::Path, threads: usize, seconds: u64) -> anyhow:
     Ok(())
 }
 
-/// A fresh database: a new one on `BENCH_DATABASE_URL`'s server, else a SQLite file in `dir`.
-async fn database(dir: &std::path::Path) -> anyhow::Result<(&'static str, String)> {
-    match std::env::var("BENCH_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
-            let a = Storage::connect(&admin, &Default::default()).await?;
-            a.create_database_for_tests(&name).await?;
-            a.close().await;
-            let mut url = url::Url::parse(&admin)?;
-            url.set_path(&name);
-            Ok(("PostgreSQL", url.to_string()))
-        }
-        _ => Ok(("SQLite", format!("sqlite://{}/bench.db", dir.display()))),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds = env_num("BENCH_SECONDS", 5);
     let connections = env_num("BENCH_CONNECTIONS", 32) as usize;
     let call_rate = env_num("BENCH_CALL_RATE", 200) as f64;
     let dir = tempfile::tempdir()?;
-    let (stack, database_url) = database(dir.path()).await?;
+    let (stack, database_url) = common::database(dir.path()).await?;
     let spool_dir = dir.path().join("spool").display().to_string();
-    let settings = Settings::from_pairs([
-        ("bind", "127.0.0.1:0"),
+    let (base, state) = common::serve(&[
         ("database_url", database_url.as_str()),
-        ("migrate_on_start", "true"),
         ("public_url", PUBLIC),
         ("twilio_auth_token", TOKEN),
         ("spool_dir", spool_dir.as_str()),
-    ])?;
-    let app = Application::build(settings).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
+    ])
+    .await?;
     let storage = state.storage.clone();
-    tokio::spawn(app.run_until_stopped());
 
     // A property whose calls go to one business number, with a pool of tracking numbers.
-    let account = storage.create_account("bench", 0).await?;
-    let key = account.api_key.expose_secret().to_owned();
+    let (key, property) =
+        common::account_and_property(&base, &storage, json!({"forward_to": "+14155550101"}))
+            .await?;
     let client = reqwest::Client::new();
-    let property: Value = client
-        .post(format!("{base}/v1/properties"))
-        .bearer_auth(&key)
-        .json(&json!({"name": "Bench", "domains": ["acme.example"],
-                      "default_number": "+14155550100", "forward_to": "+14155550101"}))
-        .send()
-        .await?
-        .json()
-        .await?;
     let pid = property["id"].as_str().unwrap();
     let numbers: Vec<String> = (0..NUMBERS)
         .map(|i| format!("+1212{:07}", 3_000_000 + i))

@@ -6,6 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use switchboard::config::Settings;
+use switchboard::http::AppState;
+use switchboard::startup::Application;
+use switchboard::storage::Storage;
+
 /// What a phase sends: request number `i` (0, 1, 2, ... across all connections).
 pub trait Load: Send + Sync + 'static {
     /// Sends request `i` and reads its answer; false when it failed.
@@ -212,4 +217,62 @@ pub fn format_ratios(ratios: &[f64]) -> String {
         .map(|r| format!("{r:.2}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A fresh database: a new one on `BENCH_DATABASE_URL`'s server, else a SQLite file in `dir`.
+/// Returns its kind's name and its URL.
+pub async fn database(dir: &std::path::Path) -> anyhow::Result<(&'static str, String)> {
+    match std::env::var("BENCH_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
+            let a = Storage::connect(&admin, &Default::default()).await?;
+            a.create_database_for_tests(&name).await?;
+            a.close().await;
+            let mut url = url::Url::parse(&admin)?;
+            url.set_path(&name);
+            Ok(("PostgreSQL", url.to_string()))
+        }
+        _ => Ok(("SQLite", format!("sqlite://{}/bench.db", dir.display()))),
+    }
+}
+
+/// Starts the real server (the same `Application` as `switchboard serve`) on port 0 with
+/// these settings; returns its base URL and its state.
+pub async fn serve(
+    pairs: &[(&str, &str)],
+) -> anyhow::Result<(String, actix_web::web::Data<AppState>)> {
+    let mut all = vec![("bind", "127.0.0.1:0"), ("migrate_on_start", "true")];
+    all.extend_from_slice(pairs);
+    let app = Application::build(Settings::from_pairs(all)?).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    Ok((base, state))
+}
+
+/// A new account and its property `{"name": "Bench", "domains": ["acme.example"],
+/// "default_number": "+14155550100"}` plus `extra` fields; returns the account's API key and
+/// the property as the API answered it.
+pub async fn account_and_property(
+    base: &str,
+    storage: &Storage,
+    extra: serde_json::Value,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    use secrecy::ExposeSecret;
+    let account = storage.create_account("bench", 0).await?;
+    let key = account.api_key.expose_secret().to_owned();
+    let mut body = serde_json::json!({"name": "Bench", "domains": ["acme.example"],
+                                      "default_number": "+14155550100"});
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    let property = reqwest::Client::new()
+        .post(format!("{base}/v1/properties"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok((key, property))
 }

@@ -111,6 +111,12 @@ async fn assert_recorded_once(direct: &Storage, property_id: &str, call_sids: &[
     assert_eq!(calls, expected, "each call recorded exactly once");
 }
 
+/// Nothing reached the database while it was cut off.
+async fn assert_no_calls(direct: &Storage, property_id: &str) {
+    let calls = direct.calls_of_property(property_id).await.unwrap();
+    assert!(calls.is_empty(), "recorded while cut off: {calls:?}");
+}
+
 async fn connect_direct(url: &str) -> Storage {
     Storage::connect(url, &PoolSettings::default())
         .await
@@ -145,14 +151,7 @@ async fn with_the_database_cut_off_a_call_rings_through_and_is_recorded_once_it_
     // the database (a query would wait out its 5 s acquire timeout).
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
     let direct = connect_direct(&db.url).await;
-    assert!(
-        direct
-            .calls_of_property(&property_id)
-            .await
-            .unwrap()
-            .is_empty(),
-        "nothing reached the database while it was cut off"
-    );
+    assert_no_calls(&direct, &property_id).await;
 
     proxy.restore().await;
     assert_recorded_once(&direct, &property_id, &["CAcut0001"]).await;
@@ -265,14 +264,7 @@ async fn a_killed_instance_loses_no_call_and_restarts_routing_with_the_database_
     assert_eq!(health["components"]["database"]["status"], "error");
     assert_forwarded(&client, &second.base, "CAkill0002").await;
     sigkill(second);
-    assert!(
-        direct
-            .calls_of_property(&property_id)
-            .await
-            .unwrap()
-            .is_empty(),
-        "nothing reached the database while it was cut off"
-    );
+    assert_no_calls(&direct, &property_id).await;
 
     // The database is back: the next start records both calls, once each.
     proxy.restore().await;
