@@ -23,10 +23,12 @@ use crate::dni::service::Dni;
 use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
-use crate::storage::{PoolSettings, Storage};
-use crate::telephony::credentials::CredentialsTable;
+use crate::storage::{PoolSettings, Storage, StorageError};
+use crate::telephony::credentials::{CredentialsTable, SNAPSHOT_FILE as CREDENTIALS_SNAPSHOT};
 use crate::telephony::recorder::CallRecorder;
-use crate::telephony::routing::{REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable};
+use crate::telephony::routing::{
+    REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable, SNAPSHOT_FILE as ROUTES_SNAPSHOT,
+};
 use crate::time::{SharedClock, SystemClock};
 use crate::webhooks::Webhooks;
 
@@ -39,6 +41,8 @@ pub struct Application {
     refresher: tokio::task::JoinHandle<()>,
     replayer: tokio::task::JoinHandle<()>,
     webhook_worker: tokio::task::JoinHandle<()>,
+    /// Checks the schema once a database that was down at start answers.
+    schema_check: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -48,17 +52,28 @@ impl Application {
 
     /// As `build`, with an injected clock (tests and the simulator drive time themselves).
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        let storage = connect_storage(&settings).await?;
-        if settings.migrate_on_start {
-            storage.migrate().await.context("applying migrations")?;
+        // A PostgreSQL server that is down does not stop the start: calls route from the last
+        // routing snapshot, and the schema is checked once the database answers.
+        let (storage, database_reachable) = Storage::connect_or_defer(
+            settings.database_url.expose_secret(),
+            &pool_settings(&settings),
+        )
+        .await
+        .with_context(|| format!("connecting to {}", settings.database_url_redacted()))?;
+        let schema_check = if database_reachable {
+            check_schema(&storage, settings.migrate_on_start).await?;
+            None
         } else {
-            let pending = storage.pending_migrations().await?;
-            anyhow::ensure!(
-                pending == 0,
-                "the database schema is {pending} migration(s) behind: run `switchboard migrate` \
-                 (or start with SWITCHBOARD_MIGRATE_ON_START=true)"
+            tracing::warn!(
+                database = %settings.database_url_redacted(),
+                "the database cannot be reached: starting without it (calls route from the \
+                 routing snapshot); the schema is checked when it answers"
             );
-        }
+            Some(tokio::spawn(check_schema_later(
+                storage.clone(),
+                settings.migrate_on_start,
+            )))
+        };
         let leases = match &settings.redis_url {
             Some(url) => LeaseStore::redis(url).context("REDIS_URL")?,
             None => LeaseStore::in_process(),
@@ -105,10 +120,14 @@ impl Application {
             })
         };
         // Calls are routed from memory: load the table now, then keep it fresh in the background.
-        let routes = Arc::new(RoutingTable::default());
-        routes.refresh(&storage).await;
-        let credentials = Arc::new(CredentialsTable::default());
-        credentials.refresh(&storage).await;
+        let routes = Arc::new(RoutingTable::with_snapshot(
+            settings.spool_dir.join(ROUTES_SNAPSHOT),
+        ));
+        routes.load(&storage, database_reachable).await;
+        let credentials = Arc::new(CredentialsTable::with_snapshot(
+            settings.spool_dir.join(CREDENTIALS_SNAPSHOT),
+        ));
+        credentials.load(&storage, database_reachable).await;
         let refresher = {
             let (routes, credentials, storage) =
                 (routes.clone(), credentials.clone(), storage.clone());
@@ -174,6 +193,7 @@ impl Application {
             refresher,
             replayer,
             webhook_worker,
+            schema_check,
         })
     }
 
@@ -198,6 +218,9 @@ impl Application {
         self.replayer.abort();
         // A delivery in flight keeps its claim; it expires and another pass sends the event again.
         self.webhook_worker.abort();
+        if let Some(check) = &self.schema_check {
+            check.abort();
+        }
         if let Err(e) = self.state.calls.replay(&self.state.storage).await {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -215,13 +238,59 @@ impl Application {
 pub async fn connect_storage(settings: &Settings) -> anyhow::Result<Storage> {
     Storage::connect(
         settings.database_url.expose_secret(),
-        &PoolSettings {
-            max_connections: settings.database_max_connections,
-            ..PoolSettings::default()
-        },
+        &pool_settings(settings),
     )
     .await
     .with_context(|| format!("connecting to {}", settings.database_url_redacted()))
+}
+
+fn pool_settings(settings: &Settings) -> PoolSettings {
+    PoolSettings {
+        max_connections: settings.database_max_connections,
+        ..PoolSettings::default()
+    }
+}
+
+/// Applies the migrations (`migrate`), or refuses a schema this build is ahead of.
+async fn check_schema(storage: &Storage, migrate: bool) -> anyhow::Result<()> {
+    if migrate {
+        storage.migrate().await.context("applying migrations")?;
+    } else {
+        let pending = storage.pending_migrations().await?;
+        anyhow::ensure!(
+            pending == 0,
+            "the database schema is {pending} migration(s) behind: run `switchboard migrate` \
+             (or start with SWITCHBOARD_MIGRATE_ON_START=true)"
+        );
+    }
+    Ok(())
+}
+
+/// The schema check of a start without the database, once it answers. A schema found behind
+/// now cannot stop the start that already happened: it is logged as an error (calls keep
+/// routing from memory, and what needs the database fails until `switchboard migrate` runs).
+async fn check_schema_later(storage: Storage, migrate: bool) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Err(e) = storage.ping().await {
+            tracing::debug!(error = %e, "the database still cannot be reached");
+            continue;
+        }
+        match check_schema(&storage, migrate).await {
+            Ok(()) => tracing::info!("the database answers; its schema is up to date"),
+            Err(e)
+                if e.downcast_ref::<StorageError>()
+                    .is_some_and(StorageError::is_unreachable) =>
+            {
+                continue;
+            }
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "the database answers, but its schema cannot be used"
+            ),
+        }
+        return;
+    }
 }
 
 fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {

@@ -25,6 +25,15 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The database did not answer (refused, timed out, connection lost), as opposed to
+    /// answering with an error: worth waiting for, not a mistake in the request or settings.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        )
+    }
+
     pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
         matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
     }

@@ -99,37 +99,28 @@ impl Default for PoolSettings {
 impl Storage {
     /// Connects without touching the schema. A SQLite file (and its folder) is created if missing.
     pub async fn connect(url: &str, settings: &PoolSettings) -> StorageResult<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::from_url(url).ok_or(StorageError::UnsupportedUrl)?;
-        let url = match backend {
-            Backend::Sqlite => prepare_sqlite_url(url)?,
-            Backend::Postgres => url.to_owned(),
-        };
-        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let max = match backend {
-            // One writer at a time in SQLite anyway; a few readers alongside under WAL.
-            Backend::Sqlite => settings.max_connections.min(4),
-            Backend::Postgres => settings.max_connections,
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(settings.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; NORMAL sync is durable under WAL
-                        // except on power loss; foreign keys are off by default in SQLite.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let (backend, options, pool) = pool_options(url, settings)?;
+        let pool = pool.connect_with(options).await?;
         Ok(Self { pool, backend })
+    }
+
+    /// As [`connect`](Self::connect), except that a PostgreSQL server that cannot be reached is
+    /// not an error: the pool then connects on first use (every query fails until the server
+    /// answers). The flag says whether the database answered now. Serving starts this way, so
+    /// an instance (re)started during a database outage still routes calls.
+    pub async fn connect_or_defer(
+        url: &str,
+        settings: &PoolSettings,
+    ) -> StorageResult<(Self, bool)> {
+        match Self::connect(url, settings).await {
+            Ok(storage) => Ok((storage, true)),
+            Err(e) if e.is_unreachable() && Backend::from_url(url) == Some(Backend::Postgres) => {
+                let (backend, options, pool) = pool_options(url, settings)?;
+                let pool = pool.connect_lazy_with(options);
+                Ok((Self { pool, backend }, false))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Applies pending migrations. Safe to run from several instances at once on PostgreSQL
@@ -152,6 +143,42 @@ impl Storage {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The connection and pool options for `url` (shared by eager and lazy connections).
+fn pool_options(
+    url: &str,
+    settings: &PoolSettings,
+) -> StorageResult<(Backend, AnyConnectOptions, AnyPoolOptions)> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::from_url(url).ok_or(StorageError::UnsupportedUrl)?;
+    let url = match backend {
+        Backend::Sqlite => prepare_sqlite_url(url)?,
+        Backend::Postgres => url.to_owned(),
+    };
+    let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+    let max = match backend {
+        // One writer at a time in SQLite anyway; a few readers alongside under WAL.
+        Backend::Sqlite => settings.max_connections.min(4),
+        Backend::Postgres => settings.max_connections,
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(settings.acquire_timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer; NORMAL sync is durable under WAL
+                    // except on power loss; foreign keys are off by default in SQLite.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                }
+                Ok(())
+            })
+        });
+    Ok((backend, options, pool))
 }
 
 /// Makes a SQLite URL create its file on first start, and creates the folder it lives in.

@@ -113,7 +113,13 @@ impl CallRecorder {
                     }
                 }
                 let pause = Duration::from_secs(u64::from(failures.min(5)).max(1));
-                let _ = tokio::time::timeout(pause, me.wake.notified()).await;
+                if failures == 0 {
+                    let _ = tokio::time::timeout(pause, me.wake.notified()).await;
+                } else {
+                    // While the database is away, new calls must not wake a replay that would
+                    // only fail again (each re-reads the growing spool): wait out the backoff.
+                    tokio::time::sleep(pause).await;
+                }
             }
         })
     }

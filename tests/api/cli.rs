@@ -14,7 +14,7 @@ use crate::helpers::{Backend, test_db};
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 /// The binary with a clean environment (no developer settings leak in), run in `dir`.
-fn switchboard(dir: &Path, env: &[(&str, &str)]) -> Command {
+pub(crate) fn switchboard(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear().current_dir(dir).stdin(Stdio::null());
     for (k, v) in env {
@@ -27,7 +27,7 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("the binary runs")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +35,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_until_up(port: u16, child: &mut Child) {
+pub(crate) async fn wait_until_up(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let client = reqwest::Client::new();
     while Instant::now() < deadline {
@@ -55,7 +55,7 @@ async fn wait_until_up(port: u16, child: &mut Child) {
     panic!("server did not come up on port {port}");
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -433,3 +433,137 @@ pub fn numbers(from: u32, count: u32) -> Vec<String> {
         .map(|n| format!("+1415555{n:04}"))
         .collect()
 }
+
+/// A TCP proxy in front of the test PostgreSQL that a test can cut — every connection through
+/// it dropped, new ones refused (its port is closed) — and restore on the same port. The tests
+/// that make the database "go down" do it here, so PostgreSQL itself, shared by every test,
+/// never stops.
+pub struct DbProxy {
+    /// The database's URL, through the proxy.
+    pub url: String,
+    listen: std::net::SocketAddr,
+    target: String,
+    running: std::sync::Arc<std::sync::Mutex<ProxyTasks>>,
+}
+
+#[derive(Default)]
+struct ProxyTasks {
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+    connections: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DbProxy {
+    /// A proxy to the database of `db_url` (its host and port), on a free local port.
+    pub async fn start(db_url: &str) -> Self {
+        let mut url = url::Url::parse(db_url).expect("a database URL");
+        let target = format!(
+            "{}:{}",
+            url.host_str().expect("the database URL names a host"),
+            url.port().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listen = listener.local_addr().unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(listen.port())).unwrap();
+        let proxy = Self {
+            url: url.to_string(),
+            listen,
+            target,
+            running: Default::default(),
+        };
+        proxy.accept_on(listener);
+        proxy
+    }
+
+    fn accept_on(&self, listener: tokio::net::TcpListener) {
+        let (target, running) = (self.target.clone(), self.running.clone());
+        let acceptor = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                let mut running = running.lock().unwrap();
+                running.connections.retain(|c| !c.is_finished());
+                running.connections.push(connection);
+            }
+        });
+        self.running.lock().unwrap().acceptor = Some(acceptor);
+    }
+
+    /// The database "goes down": open connections are dropped and the port is closed. Returns
+    /// once both are done.
+    pub async fn cut(&self) {
+        let (acceptor, connections) = {
+            let mut running = self.running.lock().unwrap();
+            (
+                running.acceptor.take(),
+                std::mem::take(&mut running.connections),
+            )
+        };
+        for task in acceptor.into_iter().chain(connections) {
+            task.abort();
+            let _ = task.await; // dropped: its sockets are closed
+        }
+    }
+
+    /// The database "comes back" on the same address.
+    pub async fn restore(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.listen).await {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("proxy: rebinding {}: {e}; retrying", self.listen);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the proxy cannot listen on {} again: {e}", self.listen),
+            }
+        };
+        self.accept_on(listener);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap();
+        for task in running
+            .acceptor
+            .take()
+            .into_iter()
+            .chain(running.connections.drain(..))
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Posts a Twilio webhook form to `base` + `path`, signed with `token` as Twilio signs it: over
+/// `public_url` + `path` and the parameters.
+pub async fn post_signed_twilio(
+    client: &reqwest::Client,
+    base: &str,
+    public_url: &str,
+    token: &str,
+    path: &str,
+    params: &[(String, String)],
+) -> Response {
+    let signature = switchboard::telephony::twilio_signature::compute(
+        token.as_bytes(),
+        &format!("{public_url}{path}"),
+        params,
+    );
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
