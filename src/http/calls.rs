@@ -274,12 +274,12 @@ pub struct ConversionCreated {
     pub conversion: ConversionView,
 }
 
-async fn convert(
+/// A call of the account with its property (404 for another account's call).
+async fn call_and_property(
     state: &AppState,
     account: &AuthedAccount,
     call_id: &str,
-    body: &ConversionRequest,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<(crate::storage::CallRow, crate::storage::Property), ApiError> {
     let row = state
         .storage
         .call(account.id(), call_id)
@@ -290,6 +290,16 @@ async fn convert(
         .property(account.id(), &row.call.property_id)
         .await
         .map_err(not_found("property"))?;
+    Ok((row, property))
+}
+
+async fn convert(
+    state: &AppState,
+    account: &AuthedAccount,
+    call_id: &str,
+    body: &ConversionRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (row, property) = call_and_property(state, account, call_id).await?;
     let new = NewConversion::parse(
         &body.name,
         body.value,
@@ -443,16 +453,7 @@ pub async fn update_call(
     call_id: web::Path<String>,
     super::json::ApiJson(body): super::json::ApiJson<OutcomePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state
-        .storage
-        .call(account.id(), &call_id)
-        .await
-        .map_err(not_found("call"))?;
-    let property = state
-        .storage
-        .property(account.id(), &row.call.property_id)
-        .await
-        .map_err(not_found("property"))?;
+    let (row, property) = call_and_property(&state, &account, &call_id).await?;
     let next: CallOutcome = row.business.patched(&body, &property.dispositions)?;
     state
         .storage

@@ -187,12 +187,13 @@ pub async fn update_property(
     };
     state
         .storage
-        .update_call_settings(account.id(), &property.id, &settings)
-        .await
-        .map_err(not_found("property"))?;
-    state
-        .storage
-        .update_outcome_settings(account.id(), &property.id, &dispositions, &lead_rule)
+        .update_property_settings(
+            account.id(),
+            &property.id,
+            &settings,
+            &dispositions,
+            &lead_rule,
+        )
         .await
         .map_err(not_found("property"))?;
     property.call_settings = settings;

@@ -178,6 +178,14 @@ async fn spool_callback(
 ) -> Result<(), ApiError> {
     let verified = verified_params(state, req, body)?;
     let params = &verified.params;
+    if params.call_sid().is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "`CallSid` is required",
+        )
+        .with_field("CallSid"));
+    }
     let tracking = web::Query::<TrackingQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().tn)

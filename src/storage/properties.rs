@@ -86,44 +86,25 @@ impl Storage {
         property_from_row(&row)
     }
 
-    /// Replaces a property's call settings.
-    pub async fn update_call_settings(
+    /// Replaces a property's call settings, dispositions and lead rule, in one statement.
+    pub async fn update_property_settings(
         &self,
         account_id: &str,
         property_id: &str,
         settings: &CallSettings,
+        dispositions: &[String],
+        rule: &LeadRule,
     ) -> StorageResult<()> {
         let done = sqlx::query(
             "UPDATE properties SET ring_timeout_s = $1, record = $2, caller_id = $3, whisper = $4, \
-             attribution_window_hours = $5 WHERE id = $6 AND account_id = $7",
+             attribution_window_hours = $5, dispositions = $6, qualified_after_s = $7, \
+             qualified_first_time_only = $8 WHERE id = $9 AND account_id = $10",
         )
         .bind(i64::from(settings.ring_timeout_s))
         .bind(settings.twilio_record())
         .bind(settings.caller_id_db())
         .bind(settings.whisper_db())
         .bind(i64::from(settings.attribution_window_hours))
-        .bind(property_id)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
-    }
-
-    /// Replaces a property's dispositions and lead rule.
-    pub async fn update_outcome_settings(
-        &self,
-        account_id: &str,
-        property_id: &str,
-        dispositions: &[String],
-        rule: &LeadRule,
-    ) -> StorageResult<()> {
-        let done = sqlx::query(
-            "UPDATE properties SET dispositions = $1, qualified_after_s = $2, \
-             qualified_first_time_only = $3 WHERE id = $4 AND account_id = $5",
-        )
         .bind(serde_json::to_string(dispositions).expect("strings serialise"))
         .bind(i64::from(rule.min_duration_s))
         .bind(i64::from(rule.first_time_only))

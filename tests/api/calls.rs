@@ -524,6 +524,15 @@ async fn callbacks_are_verified_like_the_voice_webhook() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
     }
+    // Signed, but about no call: a clear error, not a silent 200.
+    let (status, body) = twilio(
+        &app,
+        "/v1/telephony/twilio/status",
+        &[("CallStatus", "busy")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("\"field\":\"CallSid\""), "{body}");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let calls = app.storage.calls_of_property(&property_id).await.unwrap();
     assert_eq!(
