@@ -91,6 +91,12 @@ impl CallRecorder {
             let mut failures = 0u32;
             loop {
                 let pass = async {
+                    // After a failure, ask the database before rereading the spool: while it
+                    // is away each retry would parse every call waiting there, on the cores
+                    // that answer the webhooks.
+                    if failures > 0 {
+                        storage.ping().await?;
+                    }
                     let stored = me.replay(&storage).await?;
                     if stored > 0 {
                         tracing::debug!(events = stored, "call events stored from the spool");
