@@ -28,14 +28,19 @@ const PUBLIC: &str = "https://calls.example.com";
 const TOKEN: &str = "bench-twilio-token-0123456789";
 const VOICE: &str = "/v1/telephony/twilio/voice";
 const NUMBERS: u32 = 100;
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+const STATUS: &str = "/v1/telephony/twilio/status";
 
 /// What one unit of load is: the webhooks of one call, sent in order on one connection, timed
-/// together. A status callback mode (the call's voice webhook, then its `completed` status
-/// callback) is one more variant and one more arm in `Calls::webhooks`.
+/// together.
 #[derive(Clone, Copy)]
 enum Mode {
     /// The call's voice webhook.
     Voice,
+    /// The call's voice webhook, then its `completed` status callback (the number's own status
+    /// callback URL, as set in Twilio's console): the whole life of a short call.
+    VoiceAndStatus,
 }
 
 struct Calls {
@@ -53,21 +58,39 @@ impl Calls {
         let i = CALLS.fetch_add(1, Ordering::Relaxed);
         let call_sid = format!("CA{i:032x}");
         let to = &self.numbers[i % self.numbers.len()];
+        let voice = (
+            VOICE,
+            params(&[
+                ("CallSid", &call_sid),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", "+14155559999"),
+                ("To", to),
+                ("CallStatus", "ringing"),
+                ("Direction", "inbound"),
+                ("FromCity", "SAN FRANCISCO"),
+                ("FromState", "CA"),
+                ("FromCountry", "US"),
+            ]),
+        );
         match self.mode {
-            Mode::Voice => vec![(
-                VOICE,
-                params(&[
-                    ("CallSid", &call_sid),
-                    ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
-                    ("From", "+14155559999"),
-                    ("To", to),
-                    ("CallStatus", "ringing"),
-                    ("Direction", "inbound"),
-                    ("FromCity", "SAN FRANCISCO"),
-                    ("FromState", "CA"),
-                    ("FromCountry", "US"),
-                ]),
-            )],
+            Mode::Voice => vec![voice],
+            Mode::VoiceAndStatus => vec![
+                voice,
+                (
+                    STATUS,
+                    params(&[
+                        ("CallSid", &call_sid),
+                        ("AccountSid", ACCOUNT_SID),
+                        ("From", "+14155559999"),
+                        ("To", to),
+                        ("CallStatus", "completed"),
+                        ("CallDuration", "42"),
+                        ("Direction", "inbound"),
+                        ("SequenceNumber", "3"),
+                        ("Timestamp", "Tue, 01 Dec 2026 13:00:42 +0000"),
+                    ]),
+                ),
+            ],
         }
     }
 }
@@ -273,6 +296,27 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let voice_single = common::closed_loop("voice webhook, 1 connection", &voice, 1, seconds).await;
+    settle().await;
+    // A whole call: voice webhook then its completed status callback (a unit is the pair).
+    let pairs = calls(Mode::VoiceAndStatus);
+    let (pair_ratios, pair_ping, pair_peak) = alternating_pairs(
+        "voice + status pairs",
+        &base,
+        &pairs,
+        connections,
+        seconds,
+        settle,
+    )
+    .await;
+    settle().await;
+    let pair_fixed = open_loop(
+        "voice + status pairs at BENCH_CALL_RATE (open loop)",
+        &pairs,
+        call_rate,
+        seconds,
+    )
+    .await;
+    settle().await;
     let recorded = storage.calls_of_property(pid).await?.len();
 
     // Database down: this instance's connections are closed; every query fails from now on,
@@ -302,6 +346,21 @@ async fn main() -> anyhow::Result<()> {
         seconds,
     )
     .await;
+    let pairs_down = calls(Mode::VoiceAndStatus);
+    let pair_down_peak = common::closed_loop(
+        "voice + status pairs, database down",
+        &pairs_down,
+        connections,
+        seconds,
+    )
+    .await;
+    let pair_down_fixed = open_loop(
+        "voice + status pairs, database down, at BENCH_CALL_RATE (open loop)",
+        &pairs_down,
+        call_rate,
+        seconds,
+    )
+    .await;
 
     println!(
         "\nstack: {stack} + in-process leases; {connections} connections, {seconds} s per phase; client and server share this machine"
@@ -310,6 +369,12 @@ async fn main() -> anyhow::Result<()> {
         "voice/trivial ratios of three alternating pairs, database up: {}; down: {} (the median pairs are shown)",
         format_ratios(&ratios),
         format_ratios(&ratios_down)
+    );
+    println!(
+        "pairs/trivial ratios (a pair is two webhooks), database up: {} (webhooks/s at the median: {:.0}, ratio {:.2})",
+        format_ratios(&pair_ratios),
+        2.0 * pair_peak.rps,
+        2.0 * pair_peak.rps / pair_ping.rps
     );
     println!(
         "BENCH_CALL_RATE = {call_rate} calls/s; calls recorded while the database was up: {recorded}"
@@ -325,14 +390,19 @@ async fn main() -> anyhow::Result<()> {
             &voice_fixed,
             &ping_single,
             &voice_single,
+            &pair_ping,
+            &pair_peak,
+            &pair_fixed,
         ],
     );
     println!("\ndatabase down:");
-    let down: [&Phase; 4] = [
+    let down: [&Phase; 6] = [
         &ping_down,
         &voice_down_peak,
         &voice_down_half,
         &voice_down_fixed,
+        &pair_down_peak,
+        &pair_down_fixed,
     ];
     common::print_table(&ping_down, &down);
     println!();
