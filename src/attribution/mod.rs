@@ -205,7 +205,7 @@ impl Attributor {
             let answered = call.outcome.as_deref() == Some("answered");
             let talk = call.talk_s.or(call.duration_s).unwrap_or(0);
             let qualified = rule.qualifies(answered, talk, call.first_call_id.is_none());
-            self.storage.set_qualified(&call.id, qualified).await?;
+            self.storage.set_qualified(&call.id, qualified, now).await?;
             call.qualified = Some(qualified);
             let payload = serde_json::to_value(CallView::from(&call)).expect("a call serialises");
             webhooks

@@ -371,7 +371,12 @@ pub async fn undo_conversion(
         .map_err(not_found("call"))?;
     let deleted = state
         .storage
-        .delete_conversions(account.id(), &row.id, query.name.as_deref())
+        .delete_conversions(
+            account.id(),
+            &row.id,
+            query.name.as_deref(),
+            state.clock.now_ms(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
 }
@@ -457,7 +462,7 @@ pub async fn update_call(
     let next: CallOutcome = row.business.patched(&body, &property.dispositions)?;
     state
         .storage
-        .set_call_outcome(account.id(), &row.id, &next)
+        .set_call_outcome(account.id(), &row.id, &next, state.clock.now_ms())
         .await
         .map_err(not_found("call"))?;
     let row = state

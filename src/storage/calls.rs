@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::rollups::{mark_call, mark_caller, mark_provider_call};
 use super::{Storage, StorageResult, new_id};
 use crate::domain::{CallOutcome, CallStatus, Outcome};
 use crate::time::Millis;
@@ -165,6 +166,8 @@ impl Storage {
         for (seq, event) in events {
             match event {
                 CallEvent::Started(c) => {
+                    // The hour it was filed under, if a callback created it with an estimate.
+                    mark_provider_call(&mut tx, &c.provider, &c.provider_call_id, now).await?;
                     let rank = CallStatus::parse(&c.status).map_or(0, CallStatus::rank);
                     // A row a callback created first is completed: the voice webhook's time is
                     // the one attribution looks at, so it is attributed again.
@@ -253,6 +256,11 @@ impl Storage {
                     .await?;
                 }
             }
+            let provider = match event {
+                CallEvent::Started(c) => &c.provider,
+                CallEvent::Progress(p) => &p.call.provider,
+            };
+            mark_provider_call(&mut tx, provider, event.provider_call_id(), now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -316,7 +324,9 @@ impl Storage {
             .bind(&call.id)
             .execute(&mut *tx)
             .await?;
+        mark_call(&mut tx, &call.id, now).await?;
         if let Some(caller) = &call.call.caller_number {
+            mark_caller(&mut tx, &call.call.account_id, caller, now).await?;
             let first: Option<String> = sqlx::query(
                 "SELECT id FROM calls WHERE account_id = $1 AND caller_number = $2 \
                  ORDER BY started_at, id LIMIT 1",

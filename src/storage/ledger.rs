@@ -136,7 +136,7 @@ impl LedgerBatch {
 }
 
 /// A value bound into a multi-row statement.
-enum Arg {
+pub(super) enum Arg {
     Text(Option<String>),
     Int(Option<i64>),
 }
@@ -145,7 +145,7 @@ enum Arg {
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `head VALUES (...), (...) tail`, in chunks.
-async fn insert_rows(
+pub(super) async fn insert_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     head: &str,
@@ -211,13 +211,13 @@ async fn values_statement(
     Ok(())
 }
 
-fn t(v: &str) -> Arg {
+pub(super) fn t(v: &str) -> Arg {
     Arg::Text(Some(v.to_owned()))
 }
-fn ot(v: &Option<String>) -> Arg {
+pub(super) fn ot(v: &Option<String>) -> Arg {
     Arg::Text(v.clone())
 }
-fn i(v: i64) -> Arg {
+pub(super) fn i(v: i64) -> Arg {
     Arg::Int(Some(v))
 }
 
@@ -228,6 +228,24 @@ impl Storage {
         }
         let mut tx = self.pool.begin().await?;
         if !batch.sessions.is_empty() {
+            // New sessions change their day's session rollups (later page views do not).
+            let hours = batch
+                .sessions
+                .iter()
+                .map(|s| {
+                    (
+                        s.property_id.clone(),
+                        s.first_seen_at / super::rollups::HOUR_MS,
+                    )
+                })
+                .collect();
+            let now = batch
+                .sessions
+                .iter()
+                .map(|s| s.last_seen_at)
+                .max()
+                .unwrap_or(0);
+            super::rollups::mark_session_hours(&mut tx, self.backend, &hours, now).await?;
             let rows = batch
                 .sessions
                 .iter()

@@ -13,6 +13,7 @@ mod outcomes;
 mod pools;
 mod properties;
 mod records;
+mod rollups;
 mod webhooks;
 
 use std::path::Path;
@@ -32,6 +33,10 @@ pub use ledger::{
 pub use outcomes::ConversionRow;
 pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
+pub use rollups::{
+    AdCostRow, COUNTERS, CallSums, CostSettings, Counters, DayCall, DaySession, DirtyMark, HOUR_MS,
+    KIND_CALLS, KIND_SESSIONS, RollupKey, counter,
+};
 pub use webhooks::{
     CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint,
 };

@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::rollups::{mark_call, mark_caller};
 use super::{CallRow, Storage, StorageError, StorageResult, new_id};
 use crate::domain::CallOutcome;
 use crate::time::Millis;
@@ -45,6 +46,7 @@ impl Storage {
             at,
             created_at: now,
         };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO conversions (id, account_id, property_id, call_id, name, value_micros, at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -57,8 +59,10 @@ impl Storage {
         .bind(value_micros)
         .bind(at)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        mark_call(&mut tx, &call.id, now).await?;
+        tx.commit().await?;
         Ok(row)
     }
 
@@ -81,7 +85,9 @@ impl Storage {
         account_id: &str,
         call_id: &str,
         name: Option<&str>,
+        now: Millis,
     ) -> StorageResult<u64> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "DELETE FROM conversions WHERE account_id = $1 AND call_id = $2 \
              AND ($3 IS NULL OR name = $3)",
@@ -89,8 +95,10 @@ impl Storage {
         .bind(account_id)
         .bind(call_id)
         .bind(name.map(str::to_owned))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        mark_call(&mut tx, call_id, now).await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -100,7 +108,9 @@ impl Storage {
         account_id: &str,
         call_id: &str,
         outcome: &CallOutcome,
+        now: Millis,
     ) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE calls SET disposition = $1, lead_score = $2, csat = $3, tags = $4 \
              WHERE id = $5 AND account_id = $6",
@@ -111,11 +121,22 @@ impl Storage {
         .bind(serde_json::to_string(&outcome.tags).expect("strings serialise"))
         .bind(call_id)
         .bind(account_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StorageError::NotFound);
         }
+        // A call marked spam (or no longer) leaves (or rejoins) its caller's sequence of calls.
+        mark_call(&mut tx, call_id, now).await?;
+        let caller: Option<String> = sqlx::query("SELECT caller_number FROM calls WHERE id = $1")
+            .bind(call_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("caller_number")?;
+        if let Some(caller) = caller {
+            mark_caller(&mut tx, account_id, &caller, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -145,12 +166,20 @@ impl Storage {
     }
 
     /// Records whether a completed call is a qualified lead.
-    pub async fn set_qualified(&self, call_id: &str, qualified: bool) -> StorageResult<()> {
+    pub async fn set_qualified(
+        &self,
+        call_id: &str,
+        qualified: bool,
+        now: Millis,
+    ) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE calls SET qualified = $1 WHERE id = $2")
             .bind(i64::from(qualified))
             .bind(call_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        mark_call(&mut tx, call_id, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
