@@ -23,6 +23,7 @@ use crate::dni::service::Dni;
 use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
+use crate::reports::Rollups;
 use crate::storage::{PoolSettings, Storage, StorageError};
 use crate::telephony::credentials::{CredentialsTable, SNAPSHOT_FILE as CREDENTIALS_SNAPSHOT};
 use crate::telephony::recorder::CallRecorder;
@@ -41,6 +42,7 @@ pub struct Application {
     refresher: tokio::task::JoinHandle<()>,
     replayer: tokio::task::JoinHandle<()>,
     webhook_worker: tokio::task::JoinHandle<()>,
+    rollup_worker: tokio::task::JoinHandle<()>,
     /// Checks the schema once a database that was down at start answers.
     schema_check: Option<tokio::task::JoinHandle<()>>,
 }
@@ -169,6 +171,8 @@ impl Application {
         );
         let webhook_worker = webhooks.start();
         let replayer = calls.start(storage.clone(), attributor.clone(), webhooks.clone());
+        let rollups = Arc::new(Rollups::new(storage.clone(), clock.clone()));
+        let rollup_worker = rollups.start();
         let state = web::Data::new(AppState {
             dni,
             routes,
@@ -182,6 +186,7 @@ impl Application {
             clock,
             metrics: Metrics::new(),
             webhooks,
+            rollups,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -193,6 +198,7 @@ impl Application {
             refresher,
             replayer,
             webhook_worker,
+            rollup_worker,
             schema_check,
         })
     }
@@ -218,6 +224,8 @@ impl Application {
         self.replayer.abort();
         // A delivery in flight keeps its claim; it expires and another pass sends the event again.
         self.webhook_worker.abort();
+        // Rollups are rebuilt from the raw rows: a rebuild cut short is redone by the next one.
+        self.rollup_worker.abort();
         if let Some(check) = &self.schema_check {
             check.abort();
         }

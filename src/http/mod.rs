@@ -11,6 +11,7 @@ mod metrics;
 pub mod openapi;
 mod pools;
 mod properties;
+mod reports;
 pub mod snippet;
 mod telephony;
 mod webhooks;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Outbound webhooks: `webhooks.enqueue(...)` queues an event for the account's endpoints.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Report rollups: rebuilt in the background, and for the days a report reads.
+    pub rollups: Arc<crate::reports::Rollups>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -85,7 +88,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(webhooks::create_webhook)
         .service(webhooks::list_webhooks)
         .service(webhooks::delete_webhook)
-        .service(webhooks::list_deliveries);
+        .service(webhooks::list_deliveries)
+        .service(reports::attribution_report)
+        .service(reports::service_report)
+        .service(reports::upload_costs)
+        .service(reports::list_costs)
+        .service(reports::get_cost_settings)
+        .service(reports::put_cost_settings);
 }
 
 pub use metrics::track as track_metrics;

@@ -4,7 +4,9 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, calls, dni, error, health, metrics, pools, properties, telephony, webhooks};
+use super::{
+    account, calls, dni, error, health, metrics, pools, properties, reports, telephony, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +39,12 @@ use super::{account, calls, dni, error, health, metrics, pools, properties, tele
         webhooks::list_webhooks,
         webhooks::delete_webhook,
         webhooks::list_deliveries,
+        reports::attribution_report,
+        reports::service_report,
+        reports::upload_costs,
+        reports::list_costs,
+        reports::get_cost_settings,
+        reports::put_cost_settings,
         health::health,
         health::ping,
         metrics::metrics,

@@ -14,6 +14,7 @@ mod health;
 mod outcomes;
 mod pools;
 mod properties;
+mod reports;
 mod snippet;
 mod storage_story;
 mod telephony;
