@@ -93,16 +93,25 @@ pub async fn summarise(
             value,
             channel,
             counters,
-            unique_callers,
-            unique_no_repeat_7d,
         } = s;
         let value = label(value);
         weights.add(&value, &channel, counters.0[c::CALLS]);
         *minutes.entry(value.clone()).or_default() += counters.0[c::BILLABLE_MINUTES];
         rows.entry(value).or_default().add(&RowSums {
+            unique_callers: counters.0[c::NEW_CALLERS],
+            unique_no_repeat_7d: counters.0[c::NEW_CALLERS_NO_REPEAT],
             counters,
-            unique_callers,
-            unique_no_repeat_7d,
+            ..Default::default()
+        });
+    }
+    // Repeat callers whose previous call was before the range are first in it too.
+    for (value, n) in storage
+        .repeat_sums(&property.id, stored, by_day, &from_s, &to_s)
+        .await?
+    {
+        rows.entry(label(value)).or_default().add(&RowSums {
+            unique_callers: n.calls,
+            unique_no_repeat_7d: n.no_repeat_7d,
             ..Default::default()
         });
     }

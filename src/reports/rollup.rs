@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 use super::{NOT_SET, day_bounds, day_string, local_day, zone};
 use crate::attribution::UNATTRIBUTED;
 use crate::storage::{
-    Counters, DayCall, DaySession, DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS, RollupKey,
-    Storage, StorageError, StorageResult, counter as c,
+    Counters, DayCall, DayRollup, DaySession, DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS,
+    RepeatCounts, RepeatKey, RollupKey, Storage, StorageError, StorageResult, counter as c,
 };
 use crate::time::{Millis, SharedClock};
 
@@ -144,39 +144,61 @@ fn call_counters(call: &DayCall) -> Counters {
         n.0[c::CSAT_N] = 1;
         n.0[c::CSAT_SATISFIED] = i64::from(csat >= 4);
     }
-    n.0[c::NO_REPEAT_7D] = i64::from(
-        call.next_at
-            .is_none_or(|next| next - call.started_at > REPEAT_WINDOW_MS),
-    );
     n
 }
 
+/// Whether the caller did not call again within the repeat window.
+fn no_repeat(call: &DayCall) -> i64 {
+    i64::from(
+        call.next_at
+            .is_none_or(|next| next - call.started_at > REPEAT_WINDOW_MS),
+    )
+}
+
 /// A day's call rollup rows.
-pub fn call_rows(calls: &[DayCall], tz: Tz) -> Vec<(RollupKey, Counters)> {
+pub fn call_rows(calls: &[DayCall], tz: Tz) -> DayRollup {
     let mut rows: BTreeMap<RollupKey, Counters> = BTreeMap::new();
+    let mut repeats: BTreeMap<RepeatKey, RepeatCounts> = BTreeMap::new();
     for call in calls {
-        let counters = call_counters(call);
+        let mut counters = call_counters(call);
         let day = local_day(tz, call.started_at);
+        // The previous call's day, if within the year before (older is before any range).
         let prev_day = call
             .prev_at
             .map(|p| local_day(tz, p))
-            .filter(|p| (day - *p).num_days() <= PREVIOUS_CALL_DAYS)
-            .map(day_string)
-            .unwrap_or_default();
+            .filter(|p| (day - *p).num_days() <= PREVIOUS_CALL_DAYS);
+        let counted = counters.0[c::CALLS] == 1;
+        if counted && prev_day.is_none() {
+            counters.0[c::NEW_CALLERS] = 1;
+            counters.0[c::NEW_CALLERS_NO_REPEAT] = no_repeat(call);
+        }
         let values = call_values(call, tz);
         let channel = values[0].1.clone();
         for (dimension, value) in values {
+            if let (true, Some(prev)) = (counted, prev_day) {
+                let r = repeats
+                    .entry(RepeatKey {
+                        dimension,
+                        value: value.clone(),
+                        prev_day: day_string(prev),
+                    })
+                    .or_default();
+                r.calls += 1;
+                r.no_repeat_7d += no_repeat(call);
+            }
             rows.entry(RollupKey {
                 dimension,
                 value,
                 channel: channel.clone(),
-                prev_day: prev_day.clone(),
             })
             .or_default()
             .add(&counters);
         }
     }
-    rows.into_iter().collect()
+    DayRollup {
+        calls: rows.into_iter().collect(),
+        repeats: repeats.into_iter().collect(),
+    }
 }
 
 /// A day's session rollup rows.
@@ -361,14 +383,16 @@ mod tests {
         let tz = zone("America/Chicago");
         let at = 1_780_000_000_000;
         let rows = call_rows(&[call(at)], tz);
-        assert_eq!(rows.len(), 11);
-        for (key, counters) in &rows {
+        assert_eq!(rows.calls.len(), 11);
+        assert!(rows.repeats.is_empty());
+        for (key, counters) in &rows.calls {
             assert_eq!(counters.0[c::CALLS], 1, "{key:?}");
+            assert_eq!(counters.0[c::NEW_CALLERS], 1, "{key:?}");
             assert_eq!(key.channel, "Paid Search");
-            assert_eq!(key.prev_day, "");
         }
         let value = |d: &str| {
-            rows.iter()
+            rows.calls
+                .iter()
                 .find(|(k, _)| k.dimension == d)
                 .unwrap()
                 .0
@@ -378,14 +402,14 @@ mod tests {
         assert_eq!(value("landing_page"), "shop.example/pricing");
         assert_eq!(value("keyword"), NOT_SET);
         assert_eq!(value("caller_city"), "AUSTIN, TX");
-        let n = rows[0].1;
+        let n = rows.calls[0].1;
         assert_eq!(n.0[c::BILLABLE_MINUTES], 3);
         assert_eq!(n.0[c::ANSWERED_IN_20S], 1);
         assert_eq!(n.0[c::ANSWER_MS_SUM], 12_000);
         assert_eq!(n.0[c::TALK_S_SUM], 110);
         assert_eq!(n.0[c::CONVERSIONS], 2);
         assert_eq!(n.0[c::CSAT_SATISFIED], 1);
-        assert_eq!(n.0[c::NO_REPEAT_7D], 1);
+        assert_eq!(n.0[c::NEW_CALLERS_NO_REPEAT], 1);
     }
 
     #[test]
@@ -395,6 +419,7 @@ mod tests {
         let at = 1_780_000_000_000;
         let mut spam = call(at);
         spam.disposition = Some("spam".into());
+        spam.prev_at = Some(at - day);
         let mut repeat = call(at);
         repeat.prev_at = Some(at - 3 * day);
         repeat.next_at = Some(at + day);
@@ -405,21 +430,35 @@ mod tests {
         unattributed.confidence = None;
         let rows = call_rows(&[spam, repeat, ancient, unattributed], tz);
         let channel: Vec<_> = rows
+            .calls
             .iter()
             .filter(|(k, _)| k.dimension == "channel")
             .collect();
-        let spam_calls: i64 = channel.iter().map(|(_, n)| n.0[c::SPAM_CALLS]).sum();
-        let calls: i64 = channel.iter().map(|(_, n)| n.0[c::CALLS]).sum();
-        assert_eq!((spam_calls, calls), (1, 3));
+        let sum = |i: usize| channel.iter().map(|(_, n)| n.0[i]).sum::<i64>();
+        assert_eq!((sum(c::SPAM_CALLS), sum(c::CALLS)), (1, 3));
+        // The repeat is not new; the call after a 400-day gap is.
+        assert_eq!(sum(c::NEW_CALLERS), 2);
+        assert_eq!(sum(c::FIRST_TIME_CALLERS), 2);
         let prev = day_string(local_day(tz, at - 3 * day));
-        let (_, r) = channel.iter().find(|(k, _)| k.prev_day == prev).unwrap();
-        assert_eq!(r.0[c::NO_REPEAT_7D], 0);
-        assert_eq!(r.0[c::FIRST_TIME_CALLERS], 0);
-        assert!(channel.iter().any(|(k, _)| k.value == UNATTRIBUTED));
-        let confidence: Vec<_> = rows
+        let repeats: Vec<_> = rows
+            .repeats
             .iter()
-            .filter(|(k, _)| k.dimension == "confidence")
+            .filter(|(k, _)| k.dimension == "channel")
             .collect();
-        assert!(confidence.iter().any(|(k, _)| k.value == "pending"));
+        assert_eq!(repeats.len(), 1, "spam is not a repeat: {repeats:?}");
+        assert_eq!(repeats[0].0.prev_day, prev);
+        assert_eq!(
+            repeats[0].1,
+            RepeatCounts {
+                calls: 1,
+                no_repeat_7d: 0
+            }
+        );
+        assert!(channel.iter().any(|(k, _)| k.value == UNATTRIBUTED));
+        assert!(
+            rows.calls
+                .iter()
+                .any(|(k, _)| k.dimension == "confidence" && k.value == "pending")
+        );
     }
 }

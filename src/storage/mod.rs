@@ -34,8 +34,8 @@ pub use outcomes::ConversionRow;
 pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
 pub use rollups::{
-    AdCostRow, COUNTERS, CallSums, CostSettings, Counters, DayCall, DaySession, DirtyMark, HOUR_MS,
-    KIND_CALLS, KIND_SESSIONS, RollupKey, counter,
+    AdCostRow, COUNTERS, CallSums, CostSettings, Counters, DayCall, DayRollup, DaySession,
+    DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS, RepeatCounts, RepeatKey, RollupKey, counter,
 };
 pub use webhooks::{
     CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint,

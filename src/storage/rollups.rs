@@ -14,7 +14,7 @@ use crate::time::Millis;
 pub const HOUR_MS: Millis = 3_600_000;
 
 /// The counters of a call rollup row, in column order (`Counters` indexes them by `counter::*`).
-pub const COUNTERS: [&str; 26] = [
+pub const COUNTERS: [&str; 27] = [
     "calls",
     "spam_calls",
     "first_time_callers",
@@ -40,7 +40,8 @@ pub const COUNTERS: [&str; 26] = [
     "csat_sum",
     "csat_n",
     "csat_satisfied",
-    "no_repeat_7d",
+    "new_callers",
+    "new_callers_no_repeat",
 ];
 
 /// Indexes into [`Counters`], one per entry of [`COUNTERS`].
@@ -70,7 +71,8 @@ pub mod counter {
     pub const CSAT_SUM: usize = 22;
     pub const CSAT_N: usize = 23;
     pub const CSAT_SATISFIED: usize = 24;
-    pub const NO_REPEAT_7D: usize = 25;
+    pub const NEW_CALLERS: usize = 25;
+    pub const NEW_CALLERS_NO_REPEAT: usize = 26;
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,14 +86,34 @@ impl Counters {
     }
 }
 
-/// One rollup row: a day's calls under one dimension value, channel and previous-call day.
+/// One rollup row: a day's calls under one dimension value and channel.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RollupKey {
     pub dimension: &'static str,
     pub value: String,
     pub channel: String,
-    /// The caller's previous call's local day, '' if none within a year.
+}
+
+/// A day's repeat calls under one dimension value, by the day of the caller's previous call.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RepeatKey {
+    pub dimension: &'static str,
+    pub value: String,
     pub prev_day: String,
+}
+
+/// Repeat calls, and those of them not followed by another call within 7 days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepeatCounts {
+    pub calls: i64,
+    pub no_repeat_7d: i64,
+}
+
+/// A day's rollup rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayRollup {
+    pub calls: Vec<(RollupKey, Counters)>,
+    pub repeats: Vec<(RepeatKey, RepeatCounts)>,
 }
 
 /// Sums of call rollups over a range, for one dimension value and channel.
@@ -100,10 +122,6 @@ pub struct CallSums {
     pub value: String,
     pub channel: String,
     pub counters: Counters,
-    /// Calls that were their caller's first in the range.
-    pub unique_callers: i64,
-    /// Of those, the callers who did not call again within 7 days.
-    pub unique_no_repeat_7d: i64,
 }
 
 /// What a day's rebuild needs of one call.
@@ -478,7 +496,7 @@ impl Storage {
         &self,
         property_id: &str,
         day: &str,
-        rows: &[(RollupKey, Counters)],
+        rollup: &DayRollup,
     ) -> StorageResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -489,8 +507,13 @@ impl Storage {
         .bind(day)
         .execute(&mut *tx)
         .await?;
-        let width = 6 + COUNTERS.len();
-        let args: Vec<Vec<Arg>> = rows
+        sqlx::query("DELETE FROM repeat_rollups WHERE property_id = $1 AND day = $2")
+            .bind(property_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        let args: Vec<Vec<Arg>> = rollup
+            .calls
             .iter()
             .map(|(k, c)| {
                 let mut row = vec![
@@ -499,7 +522,6 @@ impl Storage {
                     t(k.dimension),
                     t(&k.value),
                     t(&k.channel),
-                    t(&k.prev_day),
                 ];
                 row.extend(c.0.iter().map(|v| i(*v)));
                 row
@@ -516,15 +538,39 @@ impl Storage {
             &mut tx,
             self.backend,
             &format!(
-                "INSERT INTO call_rollups (property_id, day, dimension, value, channel, prev_day, \
-                 {columns})"
+                "INSERT INTO call_rollups (property_id, day, dimension, value, channel, {columns})"
             ),
-            width,
+            5 + COUNTERS.len(),
             args,
             &format!(
-                "ON CONFLICT (property_id, dimension, day, value, channel, prev_day) \
-                 DO UPDATE SET {updates}"
+                "ON CONFLICT (property_id, dimension, day, value, channel) DO UPDATE SET {updates}"
             ),
+        )
+        .await?;
+        let args = rollup
+            .repeats
+            .iter()
+            .map(|(k, n)| {
+                vec![
+                    t(property_id),
+                    t(k.dimension),
+                    t(&k.prev_day),
+                    t(day),
+                    t(&k.value),
+                    i(n.calls),
+                    i(n.no_repeat_7d),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "INSERT INTO repeat_rollups (property_id, dimension, prev_day, day, value, calls, \
+             no_repeat_7d)",
+            7,
+            args,
+            "ON CONFLICT (property_id, dimension, prev_day, day, value) DO UPDATE SET \
+             calls = excluded.calls, no_repeat_7d = excluded.no_repeat_7d",
         )
         .await?;
         tx.commit().await?;
@@ -584,11 +630,9 @@ impl Storage {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {group} AS grp, channel, {sums}, \
-             CAST(SUM(CASE WHEN prev_day < $3 THEN calls ELSE 0 END) AS BIGINT) AS unique_callers, \
-             CAST(SUM(CASE WHEN prev_day < $3 THEN no_repeat_7d ELSE 0 END) AS BIGINT) AS unique_no_repeat \
-             FROM call_rollups WHERE property_id = $1 AND dimension = $2 \
-             AND day >= $3 AND day <= $4 GROUP BY {group}, channel"
+            "SELECT {group} AS grp, channel, {sums} FROM call_rollups \
+             WHERE property_id = $1 AND dimension = $2 AND day >= $3 AND day <= $4 \
+             GROUP BY {group}, channel"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(property_id)
@@ -607,9 +651,44 @@ impl Storage {
                     value: r.try_get("grp")?,
                     channel: r.try_get("channel")?,
                     counters,
-                    unique_callers: r.try_get("unique_callers")?,
-                    unique_no_repeat_7d: r.try_get("unique_no_repeat")?,
                 })
+            })
+            .collect()
+    }
+
+    /// Repeat calls in `[from_day, to_day]` whose caller's previous call was before `from_day`
+    /// (so each is its caller's first in the range), per value (or per day).
+    pub async fn repeat_sums(
+        &self,
+        property_id: &str,
+        dimension: &str,
+        by_day: bool,
+        from_day: &str,
+        to_day: &str,
+    ) -> StorageResult<Vec<(String, RepeatCounts)>> {
+        let group = if by_day { "day" } else { "value" };
+        let sql = format!(
+            "SELECT {group} AS grp, CAST(SUM(calls) AS BIGINT) AS calls, \
+             CAST(SUM(no_repeat_7d) AS BIGINT) AS no_repeat_7d FROM repeat_rollups \
+             WHERE property_id = $1 AND dimension = $2 AND prev_day < $3 \
+             AND day >= $3 AND day <= $4 GROUP BY {group}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id)
+            .bind(dimension)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("grp")?,
+                    RepeatCounts {
+                        calls: r.try_get("calls")?,
+                        no_repeat_7d: r.try_get("no_repeat_7d")?,
+                    },
+                ))
             })
             .collect()
     }

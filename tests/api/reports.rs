@@ -589,6 +589,58 @@ async fn worked_scenario_attribution_report(app: TestApp) {
     let text = res.text().await.unwrap();
     assert!(text.contains("\n'=fall(),"), "{text}");
     assert!(campaigns.iter().any(|r| r["campaign"] == "=fall()"));
+
+    // The next day caller A calls a third time, on a number nobody holds any more: a repeat
+    // caller, yet the first of that day's range; over both days A is still one caller.
+    let next = "2026-11-11";
+    place(
+        &app,
+        &Call {
+            sid: "CA7",
+            from: "+14155550001",
+            to: "+14155550201",
+            at_minute: 24 * 60,
+            answer_s: Some(4),
+            talk_s: 10,
+            duration_s: 12,
+        },
+    )
+    .await;
+    let totals = |from: &'static str, to: &'static str| {
+        let (app, key, pid) = (&app, key.clone(), pid.clone());
+        async move {
+            let res = report(
+                app,
+                &key,
+                &pid,
+                "attribution",
+                &format!("from={from}&to={to}"),
+            )
+            .await;
+            let body: Value = res.json().await.unwrap();
+            body["totals"].clone()
+        }
+    };
+    let day_two = totals(next, next).await;
+    assert_eq!(
+        (
+            day_two["calls"].clone(),
+            day_two["unique_callers"].clone(),
+            day_two["first_time_callers"].clone()
+        ),
+        (json!(1), json!(1), json!(0)),
+        "{day_two:#}"
+    );
+    let both = totals(DAY, next).await;
+    assert_eq!(
+        (both["calls"].clone(), both["unique_callers"].clone()),
+        (json!(6), json!(4))
+    );
+    assert_eq!(
+        totals(DAY, DAY).await["unique_callers"],
+        4,
+        "the first day is unchanged"
+    );
 }
 
 async fn worked_scenario_service_report(app: TestApp) {
