@@ -371,7 +371,7 @@ pub struct Benchmark {
     pub source: &'static str,
 }
 
-/// Benchmarks by figure (the figures are defined in the README; sources there too).
+/// Published industry benchmarks by figure (figures are defined in the README).
 pub const BENCHMARKS: [(&str, Benchmark); 8] = [
     (
         "service_level",
