@@ -346,6 +346,14 @@ async fn main() -> anyhow::Result<()> {
         seconds,
     )
     .await;
+    // One call at a time: the latency of one call with nothing queued, database down.
+    let voice_down_single = common::closed_loop(
+        "voice webhook, database down, 1 connection",
+        &voice_down,
+        1,
+        seconds,
+    )
+    .await;
     let pairs_down = calls(Mode::VoiceAndStatus);
     let pair_down_peak = common::closed_loop(
         "voice + status pairs, database down",
@@ -396,11 +404,12 @@ async fn main() -> anyhow::Result<()> {
         ],
     );
     println!("\ndatabase down:");
-    let down: [&Phase; 6] = [
+    let down: [&Phase; 7] = [
         &ping_down,
         &voice_down_peak,
         &voice_down_half,
         &voice_down_fixed,
+        &voice_down_single,
         &pair_down_peak,
         &pair_down_fixed,
     ];

@@ -23,8 +23,9 @@ const REPEAT_WINDOW_MS: Millis = 7 * 24 * HOUR_MS;
 /// A previous call older than this (before the call's day) counts as none: reports span at
 /// most 366 days, so it is before any range the call is in.
 const PREVIOUS_CALL_DAYS: i64 = 366;
-/// Hours marked more recently than this wait for the next pass, so a burst is rebuilt once.
-const SETTLE_MS: Millis = 1_000;
+/// Hours marked more recently than this wait for a later pass, so a burst is rebuilt once
+/// (reports rebuild what they read at once, whatever this says).
+const SETTLE_MS: Millis = 2_000;
 /// An answer within this long meets the service level (the industry's 80/20).
 const SERVICE_LEVEL_MS: Millis = 20_000;
 /// An unanswered call shorter than this was abandoned by the caller.
@@ -262,6 +263,7 @@ impl Rollups {
     }
 
     async fn rebuild(&self, marks: Vec<DirtyMark>) -> StorageResult<usize> {
+        let now = self.clock.now_ms();
         let mut days: BTreeSet<(String, String, NaiveDate)> = BTreeSet::new();
         let mut zones: BTreeMap<String, Option<Tz>> = BTreeMap::new();
         for mark in &marks {
@@ -292,7 +294,7 @@ impl Rollups {
             self.rebuild_day(property_id, kind, tz, *day).await?;
         }
         for mark in &marks {
-            self.storage.clear_dirty_mark(mark).await?;
+            self.storage.clear_dirty_mark(mark, now).await?;
         }
         Ok(days.len())
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rollups::{mark_call, mark_caller, mark_provider_call};
+use super::rollups::{mark_call, mark_neighbours, mark_provider_call};
 use super::{Storage, StorageResult, new_id};
 use crate::domain::{CallOutcome, CallStatus, Outcome};
 use crate::time::Millis;
@@ -325,8 +325,8 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         mark_call(&mut tx, &call.id, now).await?;
+        mark_neighbours(&mut tx, &call.id, now).await?;
         if let Some(caller) = &call.call.caller_number {
-            mark_caller(&mut tx, &call.call.account_id, caller, now).await?;
             let first: Option<String> = sqlx::query(
                 "SELECT id FROM calls WHERE account_id = $1 AND caller_number = $2 \
                  ORDER BY started_at, id LIMIT 1",

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rollups::{mark_call, mark_caller};
+use super::rollups::{mark_call, mark_neighbours};
 use super::{CallRow, Storage, StorageError, StorageResult, new_id};
 use crate::domain::CallOutcome;
 use crate::time::Millis;
@@ -128,14 +128,7 @@ impl Storage {
         }
         // A call marked spam (or no longer) leaves (or rejoins) its caller's sequence of calls.
         mark_call(&mut tx, call_id, now).await?;
-        let caller: Option<String> = sqlx::query("SELECT caller_number FROM calls WHERE id = $1")
-            .bind(call_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("caller_number")?;
-        if let Some(caller) = caller {
-            mark_caller(&mut tx, account_id, &caller, now).await?;
-        }
+        mark_neighbours(&mut tx, call_id, now).await?;
         tx.commit().await?;
         Ok(())
     }

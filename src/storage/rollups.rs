@@ -246,22 +246,42 @@ pub(super) async fn mark_call(
     Ok(())
 }
 
-/// Marks the hours of every call of a caller in the account: whether a call is the caller's
-/// first, and the gaps to their other calls, change with each of them.
-pub(super) async fn mark_caller(
+/// Marks the hours of a call's neighbours among its caller's calls: the previous and next
+/// call to the same property (whose gaps to this one change) and the next call in the account
+/// (which may have just stopped being the caller's first). Only neighbours, never every call
+/// of a caller who calls a thousand times.
+pub(super) async fn mark_neighbours(
     conn: &mut sqlx::AnyConnection,
-    account_id: &str,
-    caller: &str,
+    call_id: &str,
     now: Millis,
 ) -> StorageResult<()> {
-    sqlx::query(sqlx::AssertSqlSafe(mark_calls_sql(
-        "account_id = $2 AND caller_number = $3",
-    )))
-    .bind(now)
-    .bind(account_id)
-    .bind(caller)
-    .execute(conn)
-    .await?;
+    let me = "(SELECT account_id FROM calls WHERE id = $2)";
+    let caller = "(SELECT caller_number FROM calls WHERE id = $2)";
+    let property = "(SELECT property_id FROM calls WHERE id = $2)";
+    let at = "(SELECT started_at FROM calls WHERE id = $2)";
+    for (pick, cmp, same_property) in [("MAX", "<", true), ("MIN", ">", true), ("MIN", ">", false)]
+    {
+        // Gaps are between calls to one property that are not spam; being the first call is
+        // about any call to the account.
+        let scope = if same_property {
+            format!(
+                "AND n.property_id = {property} \
+                 AND (n.disposition IS NULL OR n.disposition <> 'spam')"
+            )
+        } else {
+            String::new()
+        };
+        let condition = format!(
+            "account_id = {me} AND caller_number = {caller} AND started_at = \
+             (SELECT {pick}(n.started_at) FROM calls n WHERE n.account_id = {me} \
+              AND n.caller_number = {caller} {scope} AND n.started_at {cmp} {at})"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(mark_calls_sql(&condition)))
+            .bind(now)
+            .bind(call_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -408,12 +428,25 @@ impl Storage {
         .collect()
     }
 
-    /// Removes a mark unless the hour was marked again since it was read.
-    pub async fn clear_dirty_mark(&self, mark: &DirtyMark) -> StorageResult<()> {
+    /// Removes a mark unless the hour was marked again since it was read; a mark that was
+    /// waits a whole settling time again (from `now`), so a day that takes calls all day long
+    /// is rebuilt once per settling time, not on every pass.
+    pub async fn clear_dirty_mark(&self, mark: &DirtyMark, now: Millis) -> StorageResult<()> {
         sqlx::query(
             "DELETE FROM rollup_dirty WHERE property_id = $1 AND kind = $2 AND hour = $3 \
              AND version = $4",
         )
+        .bind(&mark.property_id)
+        .bind(&mark.kind)
+        .bind(mark.hour)
+        .bind(mark.version)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE rollup_dirty SET first_marked_at = $1 WHERE property_id = $2 AND kind = $3 \
+             AND hour = $4 AND version <> $5",
+        )
+        .bind(now)
         .bind(&mark.property_id)
         .bind(&mark.kind)
         .bind(mark.hour)
