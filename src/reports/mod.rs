@@ -1,0 +1,3 @@
+//! Reports: what calls led to, as files other tools import.
+
+pub mod csv;
