@@ -4,7 +4,9 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, calls, dni, error, health, metrics, pools, properties, telephony, webhooks};
+use super::{
+    account, calls, dni, error, exports, health, metrics, pools, properties, telephony, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +31,7 @@ use super::{account, calls, dni, error, health, metrics, pools, properties, tele
         calls::undo_conversion,
         calls::add_conversion_by_caller,
         calls::erase_caller,
+        exports::google_ads,
         telephony::generic_call,
         account::get_telephony,
         account::put_telephony,

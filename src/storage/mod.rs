@@ -8,6 +8,7 @@
 mod accounts;
 mod calls;
 mod error;
+mod exports;
 mod ledger;
 mod outcomes;
 mod pools;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use accounts::TelephonyCredentials;
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;
+pub use exports::ClickedCall;
 pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
     SharedFrom,

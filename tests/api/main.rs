@@ -9,6 +9,7 @@ mod calls;
 mod cli;
 mod dni;
 mod dni_edges;
+mod exports;
 mod faults;
 mod health;
 mod outcomes;
