@@ -9,6 +9,7 @@ mod accounts;
 mod calls;
 mod error;
 mod exports;
+mod ga4;
 mod ledger;
 mod outcomes;
 mod pools;
@@ -27,6 +28,7 @@ pub use accounts::TelephonyCredentials;
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;
 pub use exports::ClickedCall;
+pub use ga4::DueGa4Event;
 pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
     SharedFrom,
@@ -35,7 +37,8 @@ pub use outcomes::ConversionRow;
 pub use pools::RouteRow;
 pub use records::{Account, CreatedAccount, Pool, Property, TrackingNumber};
 pub use webhooks::{
-    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint,
+    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, OutboundQueue, WebhookDelivery,
+    WebhookEndpoint,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;

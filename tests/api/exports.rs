@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::calls::{CALLER, twilio_app};
+use crate::calls::{CALLER, property, twilio_app};
 use crate::helpers::{Backend, TestApp, error_of};
 use crate::outcomes::call_through;
 
@@ -162,10 +162,7 @@ async fn google_ads_export_refuses_bad_days_and_other_accounts() {
         let Some(app) = twilio_app(backend, None).await else {
             continue;
         };
-        let property_id = app.create_property(&app.api_key).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let property_id = property(&app).await;
         for (query, field) in [
             ("", "from"),
             ("?from=2026-05-28", "to"),

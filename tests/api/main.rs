@@ -11,6 +11,7 @@ mod dni;
 mod dni_edges;
 mod exports;
 mod faults;
+mod ga4;
 mod health;
 mod outcomes;
 mod pools;
