@@ -163,6 +163,12 @@
 
   // ---- the service ----
 
+  // The visitor's Google Analytics client id, for the call's GA4 event: the last two parts of
+  // the _ga cookie (GA1.1.<random>.<seconds>). Undefined (left out of the request) without one.
+  var gaClientId = safe(function () {
+    return d.cookie.match(/\b_ga=GA\d+\.\d+\.(\d+\.\d+)/)[1];
+  });
+
   // One request at a time: a page view asked for meanwhile is sent when the answer is in, with
   // the session id it brings (two requests without one would open two sessions). A renewal
   // (`renew`: keep the lease, count no page view) asked for meanwhile is dropped: the request in
@@ -172,7 +178,7 @@
     busy = 1;
     again = 0;
     try {
-      var body = JSON.stringify({ key: key, session: api.session, url: (lastUrl = location.href), referrer: d.referrer, renew: renewal });
+      var body = JSON.stringify({ key: key, session: api.session, url: (lastUrl = location.href), referrer: d.referrer, renew: renewal, ga_client_id: gaClientId() });
       if (w.fetch && w.AbortController) {
         var ctl = new AbortController();
         abortTimer = setTimeout(function () {

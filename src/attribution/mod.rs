@@ -190,18 +190,23 @@ impl Attributor {
         Ok(done)
     }
 
-    /// Completes the calls that ended and are attributed: applies the property's lead rule and
-    /// announces `call.completed` to the account's webhooks (queued before the call is marked,
-    /// and idempotent by call, so a crash in between sends it once). Returns how many.
+    /// Completes the calls that ended and are attributed: applies the property's lead rule,
+    /// announces `call.completed` to the account's webhooks and queues the call's GA4 event
+    /// (both queued before the call is marked, and idempotent by call, so a crash in between
+    /// sends each once). Returns how many.
     pub async fn complete_calls(&self, webhooks: &Webhooks) -> Result<usize, AttributionError> {
         let now = self.clock.now_ms();
         let mut completed = 0;
         for mut call in self.storage.calls_to_complete(200).await? {
-            let rule = match self.storage.property_by_id(&call.call.property_id).await {
-                Ok(p) => p.lead_rule,
-                Err(StorageError::NotFound) => Default::default(),
+            let property = match self.storage.property_by_id(&call.call.property_id).await {
+                Ok(p) => Some(p),
+                Err(StorageError::NotFound) => None,
                 Err(e) => return Err(e.into()),
             };
+            let rule = property
+                .as_ref()
+                .map(|p| p.lead_rule.clone())
+                .unwrap_or_default();
             let answered = call.outcome.as_deref() == Some("answered");
             let talk = call.talk_s.or(call.duration_s).unwrap_or(0);
             let qualified = rule.qualifies(answered, talk, call.first_call_id.is_none());
@@ -217,6 +222,9 @@ impl Attributor {
                 )
                 .await
                 .map_err(|e| AttributionError::Webhook(e.to_string()))?;
+            if let Some(property) = &property {
+                webhooks.enqueue_ga4(property, &call).await?;
+            }
             if self.storage.mark_completed(&call.id, now).await? {
                 completed += 1;
             }
@@ -369,6 +377,7 @@ fn from_session(s: &SessionRow) -> CallAttribution {
         visitor_city: s.visitor_city.clone(),
         visitor_region: s.visitor_region.clone(),
         visitor_country: s.visitor_country.clone(),
+        ga_client_id: s.ga_client_id.clone(),
     }
 }
 

@@ -91,6 +91,8 @@ pub struct AttributionView {
     pub visitor_city: Option<String>,
     pub visitor_region: Option<String>,
     pub visitor_country: Option<String>,
+    /// The visitor's Google Analytics client id (from the `_ga` cookie), when the snippet saw one.
+    pub ga_client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -150,6 +152,7 @@ impl From<&CallAttribution> for AttributionView {
             visitor_city: a.visitor_city.clone(),
             visitor_region: a.visitor_region.clone(),
             visitor_country: a.visitor_country.clone(),
+            ga_client_id: a.ga_client_id.clone(),
         }
     }
 }

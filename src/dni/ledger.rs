@@ -90,21 +90,22 @@ impl Pending {
             }
             LedgerEvent::SessionSeen(seen) => match self.sessions.get_mut(&seen.id) {
                 // Started in this same batch: fold the later view into the insert.
-                Some(row) if row.last_seen_at <= seen.last_seen_at => {
-                    row.last_seen_at = seen.last_seen_at;
-                    row.page_views = seen.page_views;
-                    row.number = seen.number;
-                    row.assignment = seen.assignment;
-                }
-                Some(_) => {}
-                None => {
-                    let keep = self
-                        .seen
-                        .get(&seen.id)
-                        .is_none_or(|prev| prev.last_seen_at <= seen.last_seen_at);
-                    if keep {
-                        self.seen.insert(seen.id.clone(), seen);
+                Some(row) => {
+                    // The first client id stays, whichever view brought it.
+                    row.ga_client_id = row.ga_client_id.take().or(seen.ga_client_id);
+                    if row.last_seen_at <= seen.last_seen_at {
+                        row.last_seen_at = seen.last_seen_at;
+                        row.page_views = seen.page_views;
+                        row.number = seen.number;
+                        row.assignment = seen.assignment;
                     }
+                }
+                None => {
+                    let seen = match self.seen.remove(&seen.id) {
+                        Some(prev) => merge_seen(prev, seen),
+                        None => seen,
+                    };
+                    self.seen.insert(seen.id.clone(), seen);
                 }
             },
             LedgerEvent::PageView(view) => self.page_views.push(view),
@@ -137,6 +138,19 @@ impl Pending {
             exhaustions: std::mem::take(&mut self.exhaustions),
         }
     }
+}
+
+/// Two page views of one session in one batch: the later one's state, and the first client
+/// id either brought.
+fn merge_seen(earlier: SessionSeen, later: SessionSeen) -> SessionSeen {
+    let ga_client_id = earlier.ga_client_id.clone().or(later.ga_client_id.clone());
+    let mut kept = if later.last_seen_at >= earlier.last_seen_at {
+        later
+    } else {
+        earlier
+    };
+    kept.ga_client_id = ga_client_id;
+    kept
 }
 
 /// Puts a batch that failed to write back in front of the events that arrived meanwhile.

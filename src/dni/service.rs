@@ -20,7 +20,7 @@ use super::lease_store::{
     SnapshotLease, Touch, TouchOutcome, Touched,
 };
 use super::ledger::{Ledger, LedgerEvent};
-use crate::domain::{ExhaustionPolicy, PoolKind};
+use crate::domain::{ExhaustionPolicy, PoolKind, parse_client_id};
 use crate::geo::Geo;
 use crate::storage::{
     ExhaustionRow, LeaseRow, PageViewRow, Pool, SessionRow, SessionSeen, SharedFrom, Storage,
@@ -42,6 +42,20 @@ pub struct VisitRequest {
     /// A lease renewal while the page stays open, not a new page view.
     #[serde(default)]
     pub renew: bool,
+    /// The visitor's Google Analytics client id, from the `_ga` cookie (for GA4 events). Any
+    /// JSON: whatever a page sends, a bad id is ignored, never an error.
+    #[serde(default)]
+    pub ga_client_id: Option<serde_json::Value>,
+}
+
+impl VisitRequest {
+    /// The GA client id, if it is one.
+    fn ga_client_id(&self) -> Option<String> {
+        self.ga_client_id
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .and_then(parse_client_id)
+    }
 }
 
 /// Facts about the request that the page did not write.
@@ -168,19 +182,12 @@ impl Dni {
         }
 
         if let Some(sid) = req.session.as_deref()
-            && let Some(answer) = self.returning(config, sid, &landing, req.renew, now).await
+            && let Some(answer) = self.returning(config, sid, req, &landing, now).await
         {
             return Ok(answer);
         }
         Ok(self
-            .new_session(
-                config,
-                &landing,
-                req.referrer.as_deref(),
-                referrer.as_ref(),
-                ctx,
-                now,
-            )
+            .new_session(config, req, &landing, referrer.as_ref(), ctx, now)
             .await)
     }
 
@@ -190,10 +197,11 @@ impl Dni {
         &self,
         config: &PropertyConfig,
         sid: &str,
+        req: &VisitRequest,
         landing: &Url,
-        renew: bool,
         now: Millis,
     ) -> Option<VisitAnswer> {
+        let renew = req.renew;
         let bucket = bucket_of(sid)?;
         let (mode, lease_ms, pool) = self.bucket_mode(config, &bucket)?;
         let touch = Touch {
@@ -227,6 +235,9 @@ impl Dni {
             page_views: touched.page_views,
             number: Some(answer.number.clone()),
             assignment: assignment(pool, &touched.lease).to_owned(),
+            // GA sets its cookie after its own script runs, which may be after ours: a later
+            // page view can bring the id the first one lacked.
+            ga_client_id: req.ga_client_id(),
         }));
         if !renew {
             self.record_view(sid, landing, now);
@@ -283,8 +294,8 @@ impl Dni {
     async fn new_session(
         &self,
         config: &PropertyConfig,
+        req: &VisitRequest,
         landing: &Url,
-        raw_referrer: Option<&str>,
         referrer: Option<&Url>,
         ctx: &VisitContext,
         now: Millis,
@@ -354,7 +365,9 @@ impl Dni {
                 assignment: assignment(pool, &touched.lease).to_owned(),
                 number: Some(answer.number.clone()),
                 landing_url: clip(landing.as_str()),
-                referrer: raw_referrer
+                referrer: req
+                    .referrer
+                    .as_deref()
                     .map(str::trim)
                     .filter(|r| !r.is_empty())
                     .map(clip),
@@ -376,6 +389,7 @@ impl Dni {
                 visitor_city: location.city,
                 visitor_region: location.region,
                 visitor_country: location.country,
+                ga_client_id: req.ga_client_id(),
                 page_views: 1,
                 first_seen_at: now,
                 last_seen_at: now,

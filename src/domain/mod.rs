@@ -3,6 +3,8 @@
 mod api_key;
 mod call_settings;
 mod call_status;
+mod ga4;
+mod http_url;
 mod money;
 mod outcome;
 mod phone;
@@ -12,6 +14,8 @@ mod property;
 pub use api_key::{IssuedApiKey, generate_public_key, hash_api_key, looks_like_api_key};
 pub use call_settings::{CallSettings, CallSettingsPatch, CallerId, Whisper};
 pub use call_status::{CallStatus, Outcome};
+pub use ga4::{DEFAULT_EVENT_NAME, Ga4Patch, Ga4Settings, parse_client_id};
+pub use http_url::parse_http_url;
 pub use money::{from_micros, to_micros};
 pub use outcome::{
     CallOutcome, DEFAULT_DISPOSITIONS, LeadRule, NewConversion, OutcomePatch, SPAM,
@@ -52,4 +56,12 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Fie
         ));
     }
     Ok(value.to_owned())
+}
+
+/// Reads a field that may be absent (leave it), null (clear it) or a value (set it): use with
+/// `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>`.
+pub fn present<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }

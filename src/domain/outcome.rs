@@ -2,10 +2,10 @@
 //! the property's list, a lead score, a CSAT score and tags.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{FieldError, required_text, to_micros};
+use super::{FieldError, present, required_text, to_micros};
 use crate::time::Millis;
 
 /// The dispositions a property starts with.
@@ -93,13 +93,6 @@ impl LeadRule {
             && talk_s >= i64::from(self.min_duration_s)
             && (first_time || !self.first_time_only)
     }
-}
-
-/// Reads a field that may be absent (leave it), null (clear it) or a value (set it).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Changes to a call's outcome; absent fields stay, `null` clears.

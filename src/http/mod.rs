@@ -5,6 +5,7 @@ pub mod auth;
 mod calls;
 mod dni;
 pub mod error;
+mod exports;
 mod health;
 pub mod json;
 mod metrics;
@@ -85,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(calls::undo_conversion)
         .service(calls::add_conversion_by_caller)
         .service(calls::erase_caller)
+        .service(exports::google_ads)
         .service(webhooks::create_webhook)
         .service(webhooks::list_webhooks)
         .service(webhooks::delete_webhook)

@@ -6,7 +6,10 @@ use super::AppState;
 use super::auth::AuthedAccount;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
-use crate::domain::{CallSettingsPatch, LeadRule, NewProperty, PropertyInput, parse_dispositions};
+use crate::domain::{
+    CallSettingsPatch, Ga4Patch, Ga4Settings, LeadRule, NewProperty, PropertyInput,
+    parse_dispositions, present,
+};
 use crate::storage::{Property, StorageError};
 
 #[derive(Deserialize, ToSchema)]
@@ -43,6 +46,12 @@ pub struct UpdatePropertyRequest {
     /// When a completed call is a qualified lead (applies to calls completing from now on).
     #[serde(default)]
     pub lead_rule: Option<LeadRule>,
+    /// Sends completed calls to GA4 as Measurement Protocol events: `measurement_id` and
+    /// `api_secret` (required the first time), `endpoint`, `event_name`; absent fields stay.
+    /// `null` stops sending.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Ga4Patch>)]
+    pub ga4: Option<Option<Ga4Patch>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -185,6 +194,11 @@ pub async fn update_property(
         Some(rule) => rule.check()?,
         None => property.lead_rule.clone(),
     };
+    let ga4 = match &body.ga4 {
+        Some(Some(patch)) => Some(Ga4Settings::patched(property.ga4.as_ref(), patch)?),
+        Some(None) => None,
+        None => property.ga4.clone(),
+    };
     state
         .storage
         .update_property_settings(
@@ -193,15 +207,17 @@ pub async fn update_property(
             &settings,
             &dispositions,
             &lead_rule,
+            ga4.as_ref(),
         )
         .await
         .map_err(not_found("property"))?;
     property.call_settings = settings;
     property.dispositions = dispositions;
     property.lead_rule = lead_rule;
+    property.ga4 = ga4;
     // Calls ring through with the new settings at once on this instance.
     state.routes.refresh(&state.storage).await;
-    tracing::info!(property_id = %property.id, "call settings changed");
+    tracing::info!(property_id = %property.id, ga4 = property.ga4.is_some(), "property settings changed");
     Ok(HttpResponse::Ok().json(PropertyView::new(property, &state)))
 }
 

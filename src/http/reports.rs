@@ -14,7 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::properties::not_found;
 use crate::domain::{FieldError, from_micros, to_micros};
 use crate::reports::report::{self, Kind, MAX_DAYS};
-use crate::reports::{Dimension, zone};
+use crate::reports::{DayRange, Dimension, property_tz};
 use crate::storage::{AdCostRow, CostSettings, Property};
 
 #[derive(Deserialize, IntoParams)]
@@ -31,12 +31,6 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
-fn parse_day(field: &str, v: Option<&str>) -> Result<NaiveDate, FieldError> {
-    let v = v.ok_or_else(|| FieldError::new(field, "is required (YYYY-MM-DD)"))?;
-    NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
-        .map_err(|_| FieldError::new(field, "must be a date such as 2026-11-23"))
-}
-
 struct ReportArgs {
     from: NaiveDate,
     to: NaiveDate,
@@ -46,11 +40,7 @@ struct ReportArgs {
 
 impl ReportQuery {
     fn parse(&self) -> Result<ReportArgs, FieldError> {
-        let from = parse_day("from", self.from.as_deref())?;
-        let to = parse_day("to", self.to.as_deref())?;
-        if to < from {
-            return Err(FieldError::new("to", "must not be before `from`"));
-        }
+        let DayRange { from, to } = DayRange::parse(self.from.as_deref(), self.to.as_deref())?;
         if (to - from).num_days() >= MAX_DAYS {
             return Err(FieldError::new(
                 "to",
@@ -423,7 +413,7 @@ fn settings_view(s: CostSettings, timezone: &str) -> serde_json::Value {
     serde_json::json!({
         "per_minute_cost": from_micros(s.per_minute_cost_micros),
         "operating_cost_monthly": from_micros(s.operating_cost_monthly_micros),
-        "timezone": zone(timezone).name(),
+        "timezone": property_tz(timezone).name(),
     })
 }
 

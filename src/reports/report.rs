@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::costs::{self, CallWeights};
-use super::{Dimension, Rollups, csv, day_bounds, day_string, local_day, weekday_name, zone};
+use super::csv::{Cell, CsvWriter};
+use super::{Dimension, Rollups, day_bounds, day_string, local_day, property_tz, weekday_name};
 use crate::storage::{CallSums, Counters, Property, Storage, StorageResult, counter as c};
 use crate::time::Millis;
 
@@ -66,7 +67,7 @@ pub async fn summarise(
     to: NaiveDate,
     now: Millis,
 ) -> StorageResult<Summed> {
-    let tz = zone(&property.timezone);
+    let tz = property_tz(&property.timezone);
     let (start, _) = day_bounds(tz, from);
     let (_, end) = day_bounds(tz, to);
     rollups.refresh(&property.id, start, end).await?;
@@ -527,49 +528,44 @@ pub fn to_json(s: &Summed, kind: Kind) -> Value {
     out
 }
 
-fn csv_value(v: &Value) -> String {
+fn csv_cell(v: &Value) -> Cell<'_> {
     match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Null => Cell::empty(),
+        Value::String(s) => Cell::text(s),
+        other => Cell::number(other.to_string()),
     }
 }
 
 /// The same as CSV: a header, the rows, a `Total` row, and in the service report a `Benchmark`
 /// row (`low-high`).
-pub fn to_csv(s: &Summed, kind: Kind) -> String {
+pub fn to_csv(s: &Summed, kind: Kind) -> Vec<u8> {
     let figures = kind.figures();
-    let mut header = vec![s.dimension.as_str()];
-    header.extend(figures);
-    let line = |label: &str, m: &Map<String, Value>| -> Vec<String> {
-        std::iter::once(label.to_owned())
-            .chain(figures.iter().map(|f| csv_value(&m[*f])))
-            .collect()
+    let mut out = CsvWriter::new();
+    out.row(std::iter::once(s.dimension.as_str()).chain(figures.iter().copied()).map(Cell::text));
+    let mut line = |label: &str, m: &Map<String, Value>| {
+        out.row(std::iter::once(Cell::text(label)).chain(figures.iter().map(|f| csv_cell(&m[*f]))));
     };
-    let mut lines: Vec<Vec<String>> = s
-        .rows
-        .iter()
-        .map(|(value, sums)| line(value, &kind.row(sums)))
-        .collect();
-    lines.push(line("Total", &kind.row(&s.totals)));
-    if kind == Kind::Service {
-        lines.push(
-            std::iter::once("Benchmark".to_owned())
-                .chain(figures.iter().map(|f| {
-                    BENCHMARKS
-                        .iter()
-                        .find(|(b, _)| b == f)
-                        .map(|(_, b)| {
-                            if b.low == b.high {
-                                b.low.to_string()
-                            } else {
-                                format!("{}-{}", b.low, b.high)
-                            }
-                        })
-                        .unwrap_or_default()
-                }))
-                .collect(),
-        );
+    for (value, sums) in &s.rows {
+        line(value, &kind.row(sums));
     }
-    csv::document(&header, lines)
+    line("Total", &kind.row(&s.totals));
+    if kind == Kind::Service {
+        let bench: Map<String, Value> = BENCHMARKS
+            .iter()
+            .map(|(f, b)| {
+                let text = if b.low == b.high {
+                    b.low.to_string()
+                } else {
+                    format!("{}-{}", b.low, b.high)
+                };
+                (f.to_string(), json!(text))
+            })
+            .collect();
+        let row: Map<String, Value> = figures
+            .iter()
+            .map(|f| (f.to_string(), bench.get(*f).cloned().unwrap_or(Value::Null)))
+            .collect();
+        line("Benchmark", &row);
+    }
+    out.into_bytes()
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, TimeZone, Timelike};
 use chrono_tz::Tz;
 
-use super::{NOT_SET, day_bounds, day_string, local_day, zone};
+use super::{NOT_SET, day_bounds, day_string, local_day, property_tz};
 use crate::attribution::UNATTRIBUTED;
 use crate::storage::{
     Counters, DayCall, DayRollup, DaySession, DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS,
@@ -271,7 +271,7 @@ impl Rollups {
                 Some(tz) => *tz,
                 None => {
                     let tz = match self.storage.property_by_id(&mark.property_id).await {
-                        Ok(p) => Some(zone(&p.timezone)),
+                        Ok(p) => Some(property_tz(&p.timezone)),
                         Err(StorageError::NotFound) => None,
                         Err(e) => return Err(e),
                     };
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn a_call_counts_once_under_each_dimension() {
-        let tz = zone("America/Chicago");
+        let tz = property_tz("America/Chicago");
         let at = 1_780_000_000_000;
         let rows = call_rows(&[call(at)], tz);
         assert_eq!(rows.calls.len(), 11);
@@ -416,7 +416,7 @@ mod tests {
 
     #[test]
     fn spam_is_counted_apart_and_repeats_carry_their_previous_day() {
-        let tz = zone("UTC");
+        let tz = property_tz("UTC");
         let day = 86_400_000;
         let at = 1_780_000_000_000;
         let mut spam = call(at);

@@ -95,6 +95,8 @@ pub struct CallAttribution {
     pub visitor_city: Option<String>,
     pub visitor_region: Option<String>,
     pub visitor_country: Option<String>,
+    /// The visitor's Google Analytics client id, for the call's GA4 event.
+    pub ga_client_id: Option<String>,
 }
 
 /// A call as stored.
@@ -146,8 +148,8 @@ const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, prov
      duration_s, talk_s, dial_status, recording_url, recording_sid, recording_duration_s, \
      last_sequence, origin, caller_key, confidence, session_id, candidates, channel, source, \
      medium, campaign, term, content, landing_url, referrer, gclid, gbraid, wbraid, msclkid, \
-     fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, first_call_id, \
-     attributed_at, notified_at, disposition, lead_score, csat, tags, qualified";
+     fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, ga_client_id, \
+     first_call_id, attributed_at, notified_at, disposition, lead_score, csat, tags, qualified";
 
 const INSERT_CALL: &str = "INSERT INTO calls (id, account_id, property_id, pool_id, provider, \
      provider_call_id, tracking_number, caller_number, caller_name, caller_city, caller_state, \
@@ -300,7 +302,7 @@ impl Storage {
              source = $5, medium = $6, campaign = $7, term = $8, content = $9, landing_url = $10, \
              referrer = $11, gclid = $12, gbraid = $13, wbraid = $14, msclkid = $15, fbclid = $16, \
              ttclid = $17, li_fat_id = $18, visitor_city = $19, visitor_region = $20, \
-             visitor_country = $21, attributed_at = $22 WHERE id = $23",
+             visitor_country = $21, ga_client_id = $22, attributed_at = $23 WHERE id = $24",
         )
         .bind(&a.confidence)
         .bind(a.session_id.clone())
@@ -320,6 +322,7 @@ impl Storage {
             .bind(a.visitor_city.clone())
             .bind(a.visitor_region.clone())
             .bind(a.visitor_country.clone())
+            .bind(a.ga_client_id.clone())
             .bind(now)
             .bind(&call.id)
             .execute(&mut *tx)
@@ -536,6 +539,7 @@ fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
                 visitor_city: r.try_get("visitor_city")?,
                 visitor_region: r.try_get("visitor_region")?,
                 visitor_country: r.try_get("visitor_country")?,
+                ga_client_id: r.try_get("ga_client_id")?,
             })
         }
     };

@@ -29,6 +29,8 @@ pub struct SessionRow {
     pub visitor_city: Option<String>,
     pub visitor_region: Option<String>,
     pub visitor_country: Option<String>,
+    /// The visitor's Google Analytics client id (`<random>.<seconds>`), for GA4 events.
+    pub ga_client_id: Option<String>,
     pub page_views: i64,
     pub first_seen_at: Millis,
     pub last_seen_at: Millis,
@@ -53,6 +55,8 @@ pub struct SessionSeen {
     pub page_views: i64,
     pub number: Option<String>,
     pub assignment: String,
+    /// Kept only if the session has none yet.
+    pub ga_client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +103,7 @@ pub struct SharedFrom {
 const SESSION_COLUMNS: &str = "id, account_id, property_id, pool_id, assignment, number, \
      landing_url, referrer, channel, source, medium, campaign, term, content, gclid, gbraid, \
      wbraid, msclkid, fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, \
-     page_views, first_seen_at, last_seen_at";
+     ga_client_id, page_views, first_seen_at, last_seen_at";
 
 const LEASE_COLUMNS: &str =
     "pool_id, number, session_id, started_at, last_seen_at, ends_at, shared";
@@ -271,6 +275,7 @@ impl Storage {
                         ot(&s.visitor_city),
                         ot(&s.visitor_region),
                         ot(&s.visitor_country),
+                        ot(&s.ga_client_id),
                         i(s.page_views),
                         i(s.first_seen_at),
                         i(s.last_seen_at),
@@ -284,12 +289,13 @@ impl Storage {
                 "INSERT INTO sessions (id, account_id, property_id, pool_id, assignment, number, \
                  landing_url, referrer, channel, source, medium, campaign, term, content, gclid, \
                  gbraid, wbraid, msclkid, fbclid, ttclid, li_fat_id, visitor_city, visitor_region, \
-                 visitor_country, page_views, first_seen_at, last_seen_at)",
-                27,
+                 visitor_country, ga_client_id, page_views, first_seen_at, last_seen_at)",
+                28,
                 rows,
                 "ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
                  page_views = excluded.page_views, number = excluded.number, \
-                 assignment = excluded.assignment",
+                 assignment = excluded.assignment, \
+                 ga_client_id = COALESCE(sessions.ga_client_id, excluded.ga_client_id)",
             )
             .await?;
         }
@@ -306,6 +312,7 @@ impl Storage {
                         i(s.page_views),
                         ot(&s.number),
                         t(&s.assignment),
+                        ot(&s.ga_client_id),
                     ]
                 })
                 .collect();
@@ -313,8 +320,9 @@ impl Storage {
                 &mut tx,
                 self.backend,
                 "UPDATE sessions SET last_seen_at = v.column2, page_views = v.column3, \
-                 number = v.column4, assignment = v.column5 FROM (",
-                5,
+                 number = v.column4, assignment = v.column5, \
+                 ga_client_id = COALESCE(sessions.ga_client_id, v.column6) FROM (",
+                6,
                 rows,
                 ") AS v WHERE sessions.id = v.column1 AND sessions.last_seen_at <= v.column2",
             )
@@ -559,6 +567,7 @@ fn session_from_row(r: &AnyRow) -> StorageResult<SessionRow> {
         visitor_city: r.try_get("visitor_city")?,
         visitor_region: r.try_get("visitor_region")?,
         visitor_country: r.try_get("visitor_country")?,
+        ga_client_id: r.try_get("ga_client_id")?,
         page_views: r.try_get("page_views")?,
         first_seen_at: r.try_get("first_seen_at")?,
         last_seen_at: r.try_get("last_seen_at")?,

@@ -8,6 +8,8 @@
 mod accounts;
 mod calls;
 mod error;
+mod exports;
+mod ga4;
 mod ledger;
 mod outcomes;
 mod pools;
@@ -26,6 +28,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use accounts::TelephonyCredentials;
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;
+pub use exports::ClickedCall;
+pub use ga4::DueGa4Event;
 pub use ledger::{
     CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
     SharedFrom,
@@ -38,7 +42,8 @@ pub use rollups::{
     DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS, RepeatCounts, RepeatKey, RollupKey, counter,
 };
 pub use webhooks::{
-    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint,
+    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, OutboundQueue, WebhookDelivery,
+    WebhookEndpoint,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;

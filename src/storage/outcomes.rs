@@ -18,7 +18,7 @@ pub struct ConversionRow {
     pub created_at: Millis,
 }
 
-fn conversion_from_row(r: &AnyRow) -> StorageResult<ConversionRow> {
+pub(super) fn conversion_from_row(r: &AnyRow) -> StorageResult<ConversionRow> {
     Ok(ConversionRow {
         id: r.try_get("id")?,
         call_id: r.try_get("call_id")?,

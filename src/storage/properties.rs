@@ -1,15 +1,17 @@
+use secrecy::ExposeSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Property, Storage, StorageError, StorageResult, new_id};
 use crate::domain::{
-    CallSettings, DEFAULT_DISPOSITIONS, LeadRule, NewProperty, generate_public_key,
+    CallSettings, DEFAULT_DISPOSITIONS, Ga4Settings, LeadRule, NewProperty, generate_public_key,
 };
 use crate::time::{Millis, to_datetime};
 
 const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
      forward_to, timezone, currency, created_at, ring_timeout_s, record, caller_id, whisper, \
-     attribution_window_hours, dispositions, qualified_after_s, qualified_first_time_only";
+     attribution_window_hours, dispositions, qualified_after_s, qualified_first_time_only, \
+     ga4_measurement_id, ga4_api_secret, ga4_endpoint, ga4_event_name";
 
 impl Storage {
     pub async fn create_property(
@@ -35,6 +37,7 @@ impl Storage {
                 .map(|d| (*d).to_owned())
                 .collect(),
             lead_rule: LeadRule::default(),
+            ga4: None,
         };
         sqlx::query(
             "INSERT INTO properties (id, account_id, name, public_key, domains, default_number, \
@@ -86,7 +89,8 @@ impl Storage {
         property_from_row(&row)
     }
 
-    /// Replaces a property's call settings, dispositions and lead rule, in one statement.
+    /// Replaces a property's call settings, dispositions, lead rule and GA4 settings, in one
+    /// statement.
     pub async fn update_property_settings(
         &self,
         account_id: &str,
@@ -94,11 +98,13 @@ impl Storage {
         settings: &CallSettings,
         dispositions: &[String],
         rule: &LeadRule,
+        ga4: Option<&Ga4Settings>,
     ) -> StorageResult<()> {
         let done = sqlx::query(
             "UPDATE properties SET ring_timeout_s = $1, record = $2, caller_id = $3, whisper = $4, \
              attribution_window_hours = $5, dispositions = $6, qualified_after_s = $7, \
-             qualified_first_time_only = $8 WHERE id = $9 AND account_id = $10",
+             qualified_first_time_only = $8, ga4_measurement_id = $9, ga4_api_secret = $10, \
+             ga4_endpoint = $11, ga4_event_name = $12 WHERE id = $13 AND account_id = $14",
         )
         .bind(i64::from(settings.ring_timeout_s))
         .bind(settings.twilio_record())
@@ -108,6 +114,10 @@ impl Storage {
         .bind(serde_json::to_string(dispositions).expect("strings serialise"))
         .bind(i64::from(rule.min_duration_s))
         .bind(i64::from(rule.first_time_only))
+        .bind(ga4.map(|g| g.measurement_id.clone()))
+        .bind(ga4.map(|g| g.api_secret.expose_secret().to_owned()))
+        .bind(ga4.map(|g| g.endpoint.clone()))
+        .bind(ga4.map(|g| g.event_name.clone()))
         .bind(property_id)
         .bind(account_id)
         .execute(&self.pool)
@@ -168,5 +178,11 @@ fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
             min_duration_s: r.try_get::<i64, _>("qualified_after_s")?.clamp(0, 86_400) as u32,
             first_time_only: r.try_get::<i64, _>("qualified_first_time_only")? != 0,
         },
+        ga4: Ga4Settings::from_db(
+            r.try_get("ga4_measurement_id")?,
+            r.try_get("ga4_api_secret")?,
+            r.try_get("ga4_endpoint")?,
+            r.try_get("ga4_event_name")?,
+        ),
     })
 }

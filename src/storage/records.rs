@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{CallSettings, ExhaustionPolicy, LeadRule, PoolKind, PoolMatch};
+use crate::domain::{CallSettings, ExhaustionPolicy, Ga4Settings, LeadRule, PoolKind, PoolMatch};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Account {
@@ -44,6 +44,8 @@ pub struct Property {
     pub dispositions: Vec<String>,
     /// When a completed call counts as a qualified lead.
     pub lead_rule: LeadRule,
+    /// Where completed calls are sent as GA4 events; null when they are not.
+    pub ga4: Option<Ga4Settings>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -238,35 +238,25 @@ impl Storage {
         lock_until: Millis,
         limit: i64,
     ) -> StorageResult<Vec<DueDelivery>> {
-        let candidates = sqlx::query(
+        let sql = format!(
             "SELECT d.id, e.url, e.secret FROM webhook_deliveries d \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= $1 \
-             AND (d.locked_until IS NULL OR d.locked_until <= $2) AND e.disabled_at IS NULL \
-             ORDER BY d.next_attempt_at, d.id LIMIT $3",
+             WHERE {DUE} AND e.disabled_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT $2"
+        );
+        let returning =
+            "id, endpoint_id, event_type, idempotency_key, payload, created_at, attempts";
+        self.claim_due(
+            OutboundQueue::Webhooks,
+            &sql,
+            now,
+            lock_until,
+            limit,
+            returning,
         )
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let id: String = candidate.try_get("id")?;
-            let row = sqlx::query(
-                "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1 \
-                 WHERE id = $2 AND delivered_at IS NULL AND failed_at IS NULL \
-                 AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until <= $4) \
-                 RETURNING id, endpoint_id, event_type, idempotency_key, payload, created_at, attempts",
-            )
-            .bind(lock_until)
-            .bind(&id)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(row) = row else { continue };
-            claimed.push(DueDelivery {
+        .await?
+        .iter()
+        .map(|(candidate, row)| {
+            Ok(DueDelivery {
                 id: row.try_get("id")?,
                 endpoint_id: row.try_get("endpoint_id")?,
                 url: candidate.try_get("url")?,
@@ -276,9 +266,9 @@ impl Storage {
                 payload: row.try_get("payload")?,
                 created_at: row.try_get("created_at")?,
                 attempt: row.try_get("attempts")?,
-            });
-        }
-        Ok(claimed)
+            })
+        })
+        .collect()
     }
 
     /// The receiver took the event.
@@ -288,18 +278,8 @@ impl Storage {
         status: u16,
         now: Millis,
     ) -> StorageResult<()> {
-        // Clears failed_at too: if the endpoint was deleted while this attempt was in flight,
-        // the event did arrive, and the history should say so.
-        sqlx::query(
-            "UPDATE webhook_deliveries SET delivered_at = $1, failed_at = NULL, locked_until = NULL, \
-             last_status = $2, last_error = NULL WHERE id = $3 AND delivered_at IS NULL",
-        )
-        .bind(now)
-        .bind(i64::from(status))
-        .bind(delivery_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.mark_delivered(OutboundQueue::Webhooks, delivery_id, status, now)
+            .await
     }
 
     /// The attempt failed: the next one is due at `retry_at`, or, with `None`, the delivery
@@ -312,23 +292,15 @@ impl Storage {
         retry_at: Option<Millis>,
         now: Millis,
     ) -> StorageResult<()> {
-        let (column, at) = match retry_at {
-            Some(at) => ("next_attempt_at", at),
-            None => ("failed_at", now),
-        };
-        let sql = format!(
-            "UPDATE webhook_deliveries SET {column} = $1, locked_until = NULL, \
-             last_status = $2, last_error = $3 \
-             WHERE id = $4 AND delivered_at IS NULL AND failed_at IS NULL"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(at)
-            .bind(status.map(i64::from))
-            .bind(error)
-            .bind(delivery_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.attempt_failed(
+            OutboundQueue::Webhooks,
+            delivery_id,
+            status,
+            error,
+            retry_at,
+            now,
+        )
+        .await
     }
 
     /// The most recent deliveries of a live endpoint of this account, newest first.
@@ -350,6 +322,124 @@ impl Storage {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(delivery_from_row).collect()
+    }
+}
+
+/// The queues the delivery worker drains: one table each, with the same columns for a
+/// message's progress (`attempts`, `next_attempt_at`, `locked_until`, `delivered_at`,
+/// `failed_at`, `last_status`, `last_error`), so claiming and recording are written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundQueue {
+    Webhooks,
+    Ga4,
+}
+
+impl OutboundQueue {
+    fn table(self) -> &'static str {
+        match self {
+            OutboundQueue::Webhooks => "webhook_deliveries",
+            OutboundQueue::Ga4 => "ga4_events",
+        }
+    }
+}
+
+/// The rows of a queue that are due at `$1` and not claimed by anyone at `$1`.
+pub(super) const DUE: &str = "delivered_at IS NULL AND failed_at IS NULL \
+     AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until <= $1)";
+
+impl Storage {
+    /// Claims up to `limit` rows of `queue` due at `now`, until `lock_until`, and counts the
+    /// attempt. `candidates` selects them (`$1` now, `$2` the limit) with their `id` and what
+    /// else the caller needs; each is then claimed with a conditional UPDATE that only one
+    /// instance can win, so the ones another instance took first are skipped. Returns each
+    /// candidate row with its claimed row (the columns named in `returning`).
+    pub(super) async fn claim_due(
+        &self,
+        queue: OutboundQueue,
+        candidates: &str,
+        now: Millis,
+        lock_until: Millis,
+        limit: i64,
+        returning: &str,
+    ) -> StorageResult<Vec<(AnyRow, AnyRow)>> {
+        let candidates = sqlx::query(sqlx::AssertSqlSafe(candidates.to_owned()))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let claim = format!(
+            "UPDATE {} SET locked_until = $2, attempts = attempts + 1 WHERE {DUE} AND id = $3 \
+             RETURNING {returning}",
+            queue.table()
+        );
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let id: String = candidate.try_get("id")?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(claim.clone()))
+                .bind(now)
+                .bind(lock_until)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                claimed.push((candidate, row));
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The receiver took the message.
+    pub async fn mark_delivered(
+        &self,
+        queue: OutboundQueue,
+        id: &str,
+        status: u16,
+        now: Millis,
+    ) -> StorageResult<()> {
+        // Clears failed_at too: if a webhook endpoint was deleted while this attempt was in
+        // flight, the event did arrive, and the history should say so.
+        let sql = format!(
+            "UPDATE {} SET delivered_at = $1, failed_at = NULL, locked_until = NULL, \
+             last_status = $2, last_error = NULL WHERE id = $3 AND delivered_at IS NULL",
+            queue.table()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(i64::from(status))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The attempt failed: the next one is due at `retry_at`, or, with `None`, the message is
+    /// given up now.
+    pub async fn attempt_failed(
+        &self,
+        queue: OutboundQueue,
+        id: &str,
+        status: Option<u16>,
+        error: &str,
+        retry_at: Option<Millis>,
+        now: Millis,
+    ) -> StorageResult<()> {
+        let (column, at) = match retry_at {
+            Some(at) => ("next_attempt_at", at),
+            None => ("failed_at", now),
+        };
+        let sql = format!(
+            "UPDATE {} SET {column} = $1, locked_until = NULL, last_status = $2, last_error = $3 \
+             WHERE id = $4 AND delivered_at IS NULL AND failed_at IS NULL",
+            queue.table()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at)
+            .bind(status.map(i64::from))
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

@@ -5,9 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::domain::FieldError;
+use crate::domain::{FieldError, parse_http_url};
 
-const MAX_URL_CHARS: usize = 2048;
 const MAX_DESCRIPTION_CHARS: usize = 500;
 
 #[derive(Debug, Clone)]
@@ -18,7 +17,7 @@ pub struct NewWebhookEndpoint {
 
 impl NewWebhookEndpoint {
     pub fn parse(url: &str, description: Option<&str>) -> Result<Self, FieldError> {
-        let url = parse_url(url)?;
+        let url = parse_http_url("url", url)?;
         let description = match description.map(str::trim) {
             None | Some("") => None,
             Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => {
@@ -31,34 +30,6 @@ impl NewWebhookEndpoint {
         };
         Ok(Self { url, description })
     }
-}
-
-fn parse_url(raw: &str) -> Result<Url, FieldError> {
-    let invalid = |message: &str| FieldError::new("url", message);
-    let raw = raw.trim();
-    if raw.chars().count() > MAX_URL_CHARS {
-        return Err(invalid(&format!(
-            "must be at most {MAX_URL_CHARS} characters"
-        )));
-    }
-    let url = Url::parse(raw).map_err(|e| {
-        invalid(&format!(
-            "is not an absolute URL ({e}); e.g. https://crm.example/hooks"
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("must be an http:// or https:// URL"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("must name a host"));
-    }
-    // Credentials in a URL end up in logs and proxies; receivers check the signature instead.
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "must not carry a user name or password; verify the Switchboard-Signature header instead",
-        ));
-    }
-    Ok(url)
 }
 
 /// A new signing secret: `whsec_` and 32 random bytes, base64url.
@@ -112,7 +83,7 @@ mod tests {
             let err = NewWebhookEndpoint::parse(bad, None).unwrap_err();
             assert_eq!(err.field, "url", "{bad}");
         }
-        let long = format!("https://crm.example/{}", "a".repeat(MAX_URL_CHARS));
+        let long = format!("https://crm.example/{}", "a".repeat(2048));
         assert!(NewWebhookEndpoint::parse(&long, None).is_err());
     }
 

@@ -6,10 +6,12 @@
 //! deliveries and sends them. See `README.md` ("Outbound webhooks") for what receivers get.
 
 mod endpoint;
+mod ga4;
 mod signature;
 mod worker;
 
 pub use endpoint::{NewWebhookEndpoint, generate_secret, loggable_url};
+pub use ga4::phone_call_event;
 pub use signature::{SignatureError, sign, verify_signature};
 pub use worker::{EnqueueError, MAX_ATTEMPTS, RETRY_DELAYS, Webhooks};
 

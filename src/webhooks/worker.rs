@@ -1,5 +1,6 @@
 //! The delivery worker: claims due deliveries, POSTs each signed event, and records the outcome
-//! (delivered, retry later, or given up).
+//! (delivered, retry later, or given up). GA4 events (`ga4.rs`) ride the same worker, claims
+//! and retry schedule from a queue of their own.
 //!
 //! Retry schedule: an event is tried at once, then 10 s, 1 min, 5 min, 30 min, 2 h, 6 h and 12 h
 //! after each failed attempt: 8 attempts over about 21 hours, then the delivery is marked
@@ -12,11 +13,12 @@ use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
+use tracing::Instrument;
 
 use super::{
     EVENT_ID_HEADER, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, loggable_url, sign,
 };
-use crate::storage::{DueDelivery, Storage, StorageError};
+use crate::storage::{DueDelivery, DueGa4Event, OutboundQueue, Storage, StorageError};
 use crate::time::{Millis, SharedClock, to_datetime};
 
 /// How long after a failed attempt the next one is made (attempt n+1 waits `RETRY_DELAYS[n-1]`).
@@ -52,10 +54,10 @@ pub enum EnqueueError {
 }
 
 pub struct Webhooks {
-    storage: Storage,
-    clock: SharedClock,
-    client: reqwest::Client,
-    wake: Notify,
+    pub(super) storage: Storage,
+    pub(super) clock: SharedClock,
+    pub(super) client: reqwest::Client,
+    pub(super) wake: Notify,
     /// One pass at a time on this instance: `run_due_now` returns only once every event due
     /// when it was called has been tried here (tests rely on it).
     pass: Mutex<()>,
@@ -72,9 +74,11 @@ struct Event<'a> {
 }
 
 /// Why one attempt failed: the receiver's status if it answered, and a short reason.
-struct Failure {
-    status: Option<u16>,
-    error: String,
+pub(super) struct Failure {
+    pub(super) status: Option<u16>,
+    pub(super) error: String,
+    /// False when trying again cannot help: the message is given up now.
+    pub(super) retry: bool,
 }
 
 impl Webhooks {
@@ -129,23 +133,30 @@ impl Webhooks {
         Ok(queued)
     }
 
-    /// Tries every delivery due now (by the injected clock) that this instance can claim, and
-    /// waits for the outcomes. Returns how many attempts were made.
+    /// Tries every webhook delivery and GA4 event due now (by the injected clock) that this
+    /// instance can claim, and waits for the outcomes. Returns how many attempts were made.
     pub async fn run_due_now(&self) -> Result<usize, StorageError> {
         let _one_pass = self.pass.lock().await;
         let mut attempted = 0;
         loop {
             let now = self.clock.now_ms();
-            let due = self
+            let lock = now + CLAIM_MS;
+            let deliveries = self
                 .storage
-                .claim_due_webhook_deliveries(now, now + CLAIM_MS, BATCH)
+                .claim_due_webhook_deliveries(now, lock, BATCH)
                 .await?;
-            let claimed = due.len();
+            let events = self.storage.claim_due_ga4_events(now, lock, BATCH).await?;
+            let more = deliveries.len() == BATCH as usize || events.len() == BATCH as usize;
+            let due: Vec<Due> = deliveries
+                .into_iter()
+                .map(Due::Webhook)
+                .chain(events.into_iter().map(Due::Ga4))
+                .collect();
+            attempted += due.len();
             futures_util::stream::iter(due)
                 .for_each_concurrent(CONCURRENCY, |d| self.attempt(d))
                 .await;
-            attempted += claimed;
-            if claimed < BATCH as usize {
+            if !more {
                 return Ok(attempted);
             }
         }
@@ -177,65 +188,59 @@ impl Webhooks {
         })
     }
 
-    async fn attempt(&self, delivery: DueDelivery) {
-        let outcome = self.send(&delivery).await;
-        let now = self.clock.now_ms();
-        let url = loggable_url(&delivery.url);
-        let recorded = match outcome {
-            Ok(status) => {
-                tracing::info!(
-                    delivery_id = %delivery.id,
-                    endpoint_id = %delivery.endpoint_id,
-                    url = %url,
-                    attempt = delivery.attempt,
-                    status,
-                    "webhook delivered"
-                );
-                self.storage
-                    .mark_webhook_delivered(&delivery.id, status, now)
-                    .await
-            }
-            Err(failure) => {
-                let retry_in = usize::try_from(delivery.attempt - 1)
-                    .ok()
-                    .and_then(|i| RETRY_DELAYS.get(i));
+    async fn attempt(&self, due: Due) {
+        let span = due.span();
+        async {
+            let outcome = match &due {
+                Due::Webhook(delivery) => self.send(delivery).await,
+                Due::Ga4(event) => self.send_ga4(event).await,
+            };
+            let (queue, id, attempt) = due.progress();
+            let now = self.clock.now_ms();
+            let recorded = match outcome {
+                Ok(status) => {
+                    tracing::info!(attempt, status, "{} delivered", due.what());
+                    self.storage.mark_delivered(queue, id, status, now).await
+                }
+                Err(failure) => {
+                    let retry_in = usize::try_from(attempt - 1)
+                        .ok()
+                        .and_then(|i| RETRY_DELAYS.get(i))
+                        .filter(|_| failure.retry);
+                    tracing::warn!(
+                        attempt,
+                        status = failure.status,
+                        error = %failure.error,
+                        retry_in_secs = retry_in.map(Duration::as_secs),
+                        "{} attempt failed",
+                        due.what()
+                    );
+                    let retry_at = retry_in.map(|delay| {
+                        now + Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX)
+                    });
+                    self.storage
+                        .attempt_failed(queue, id, failure.status, &failure.error, retry_at, now)
+                        .await
+                }
+            };
+            if let Err(e) = recorded {
+                // The claim expires and the message is tried again: at least once, never lost.
                 tracing::warn!(
-                    delivery_id = %delivery.id,
-                    endpoint_id = %delivery.endpoint_id,
-                    url = %url,
-                    attempt = delivery.attempt,
-                    status = failure.status,
-                    error = %failure.error,
-                    retry_in_secs = retry_in.map(Duration::as_secs),
-                    "webhook attempt failed"
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    "could not record a {} attempt",
+                    due.what()
                 );
-                let retry_at = retry_in
-                    .map(|delay| now + Millis::try_from(delay.as_millis()).unwrap_or(Millis::MAX));
-                self.storage
-                    .webhook_attempt_failed(
-                        &delivery.id,
-                        failure.status,
-                        &failure.error,
-                        retry_at,
-                        now,
-                    )
-                    .await
             }
-        };
-        if let Err(e) = recorded {
-            // The claim expires and the event is tried again: at least once, never lost.
-            tracing::warn!(
-                delivery_id = %delivery.id,
-                error = format!("{:#}", anyhow::Error::new(e)),
-                "could not record a webhook attempt"
-            );
         }
+        .instrument(span)
+        .await
     }
 
     async fn send(&self, delivery: &DueDelivery) -> Result<u16, Failure> {
         let data = serde_json::from_str(&delivery.payload).map_err(|e| Failure {
             status: None,
             error: format!("the stored payload is not JSON: {e}"),
+            retry: true,
         })?;
         let body = serde_json::to_vec(&Event {
             id: &delivery.id,
@@ -250,7 +255,7 @@ impl Webhooks {
             use secrecy::ExposeSecret;
             sign(delivery.secret.expose_secret(), timestamp, &body)
         };
-        let response = self
+        let sent = self
             .client
             .post(&delivery.url)
             .header(CONTENT_TYPE, "application/json")
@@ -260,26 +265,74 @@ impl Webhooks {
             .header(SIGNATURE_HEADER, signature)
             .body(body)
             .send()
-            .await
-            .map_err(|e| Failure {
-                status: None,
-                error: describe(e),
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(status.as_u16());
-        }
-        let answer = first_bytes(response, ERROR_BODY_BYTES).await;
-        let mut error = format!("HTTP {status}");
-        if !answer.trim().is_empty() {
-            error.push_str(": ");
-            error.push_str(answer.trim());
-        }
-        Err(Failure {
-            status: Some(status.as_u16()),
-            error,
-        })
+            .await;
+        answer(sent).await
     }
+}
+
+/// One claimed message, from either queue.
+enum Due {
+    Webhook(DueDelivery),
+    Ga4(DueGa4Event),
+}
+
+impl Due {
+    fn what(&self) -> &'static str {
+        match self {
+            Due::Webhook(_) => "webhook",
+            Due::Ga4(_) => "GA4 event",
+        }
+    }
+
+    fn progress(&self) -> (OutboundQueue, &str, i64) {
+        match self {
+            Due::Webhook(d) => (OutboundQueue::Webhooks, &d.id, d.attempt),
+            Due::Ga4(e) => (OutboundQueue::Ga4, &e.id, e.attempt),
+        }
+    }
+
+    /// What the attempt's log lines name: never a secret, nor a URL's query.
+    fn span(&self) -> tracing::Span {
+        match self {
+            Due::Webhook(d) => tracing::info_span!(
+                "webhook",
+                delivery_id = %d.id,
+                endpoint_id = %d.endpoint_id,
+                url = %loggable_url(&d.url)
+            ),
+            Due::Ga4(e) => tracing::info_span!(
+                "ga4",
+                event_id = %e.id,
+                property_id = %e.property_id,
+                call_id = %e.call_id,
+                url = %e.target.as_ref().map_or_else(String::new, |t| loggable_url(&t.endpoint))
+            ),
+        }
+    }
+}
+
+/// The receiver's answer: its status if 2xx, else why not.
+pub(super) async fn answer(sent: reqwest::Result<reqwest::Response>) -> Result<u16, Failure> {
+    let response = sent.map_err(|e| Failure {
+        status: None,
+        error: describe(e),
+        retry: true,
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(status.as_u16());
+    }
+    let answer = first_bytes(response, ERROR_BODY_BYTES).await;
+    let mut error = format!("HTTP {status}");
+    if !answer.trim().is_empty() {
+        error.push_str(": ");
+        error.push_str(answer.trim());
+    }
+    Err(Failure {
+        status: Some(status.as_u16()),
+        error,
+        retry: true,
+    })
 }
 
 /// A transport error in words, with its causes, without its URL (which may carry a token).

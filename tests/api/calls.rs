@@ -129,7 +129,8 @@ pub async fn call_json(app: &TestApp, call_id: &str) -> Value {
     res.json().await.unwrap()
 }
 
-async fn property(app: &TestApp) -> String {
+/// A new property of the test's account; returns its id.
+pub async fn property(app: &TestApp) -> String {
     app.create_property(&app.api_key).await["id"]
         .as_str()
         .unwrap()

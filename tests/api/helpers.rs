@@ -325,6 +325,8 @@ pub struct Visit<'a> {
     pub user_agent: &'a str,
     pub forwarded_for: Option<&'a str>,
     pub renew: bool,
+    /// The Google Analytics client id the snippet read from the `_ga` cookie (any JSON).
+    pub ga_client_id: Option<Value>,
 }
 
 impl<'a> Visit<'a> {
@@ -338,6 +340,7 @@ impl<'a> Visit<'a> {
             user_agent: BROWSER_UA,
             forwarded_for: None,
             renew: false,
+            ga_client_id: None,
         }
     }
 }
@@ -353,6 +356,9 @@ impl TestApp {
         }
         if v.renew {
             body["renew"] = json!(true);
+        }
+        if let Some(id) = &v.ga_client_id {
+            body["ga_client_id"] = id.clone();
         }
         let mut req = self
             .client

@@ -38,12 +38,18 @@ async fn completed_call(app: &TestApp, sid: &str, from: &str, talk_s: u32) -> Va
         }
     };
     let _ = property_id;
-    dial(app, sid, from, "+14155550300").await;
+    call_through(app, sid, from, "+14155550300", talk_s).await
+}
+
+/// `from` calls the tracking number `to` and talks `talk_s` seconds (0: missed); returns the
+/// call as the API shows it once it completed (attributed, lead rule applied).
+pub async fn call_through(app: &TestApp, sid: &str, from: &str, to: &str, talk_s: u32) -> Value {
+    dial(app, sid, from, to).await;
     let talk = talk_s.to_string();
     let status = if talk_s > 0 { "completed" } else { "no-answer" };
     let (code, _) = twilio(
         app,
-        "/v1/telephony/twilio/dial?tn=%2B14155550300",
+        &format!("/v1/telephony/twilio/dial?tn={}", to.replace('+', "%2B")),
         &[
             ("CallSid", sid),
             ("DialCallStatus", status),

@@ -35,12 +35,20 @@ const FIVE_MINUTES: Duration = Duration::from_secs(300);
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
+    /// The path and query string.
+    pub(crate) uri: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
 }
 
 impl Received {
+    /// The query string's parameters, decoded.
+    pub(crate) fn query(&self) -> HashMap<String, String> {
+        let url = url::Url::parse(&format!("http://receiver{}", self.uri)).unwrap();
+        url.query_pairs().into_owned().collect()
+    }
+
     fn header(&self, name: &str) -> &str {
         self.headers
             .get(&name.to_ascii_lowercase())
@@ -48,7 +56,7 @@ impl Received {
             .unwrap_or_default()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("the body is JSON")
     }
 
@@ -58,21 +66,23 @@ impl Received {
 }
 
 #[derive(Default)]
-struct ReceiverState {
+pub(crate) struct ReceiverState {
     seen: Mutex<Vec<Received>>,
     /// Answers 500 to this many requests before answering 200.
     failures_left: AtomicUsize,
 }
 
-/// A real HTTP server on a local port, standing in for a CRM.
-struct Receiver {
+/// A real HTTP server on a local port, standing in for a CRM (or GA4).
+pub(crate) struct Receiver {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) base: String,
     url: String,
     state: Arc<ReceiverState>,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> Self {
+    pub(crate) async fn start(fail_first: usize) -> Self {
         let state = Arc::new(ReceiverState {
             failures_left: AtomicUsize::new(fail_first),
             ..ReceiverState::default()
@@ -92,21 +102,22 @@ impl Receiver {
         let handle = server.handle();
         tokio::spawn(server);
         Self {
+            base: format!("http://127.0.0.1:{port}"),
             url: format!("http://127.0.0.1:{port}/hooks/switchboard?token=abc"),
             state,
             handle,
         }
     }
 
-    fn seen(&self) -> Vec<Received> {
+    pub(crate) fn seen(&self) -> Vec<Received> {
         self.state.seen.lock().unwrap().clone()
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.state.seen.lock().unwrap().len()
     }
 
-    async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.handle.stop(false).await;
     }
 }
@@ -122,6 +133,7 @@ async fn receive(
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
     state.seen.lock().unwrap().push(Received {
+        uri: req.uri().to_string(),
         headers,
         body: body.to_vec(),
     });
@@ -160,7 +172,7 @@ async fn enqueue(app: &TestApp, account_id: &str, key: &str, data: Value) -> u64
 }
 
 /// One delivery pass at the clock's current time; waits for every attempt it makes.
-async fn deliver(app: &TestApp) {
+pub(crate) async fn deliver(app: &TestApp) {
     app.state
         .webhooks
         .run_due_now()
@@ -833,7 +845,39 @@ async fn https_endpoints_are_called_over_tls(app: TestApp) {
 
 /// Log lines captured in memory (the test's thread runs the app's worker too).
 #[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+/// Keeps a [`LogBuffer`] capturing.
+pub(crate) struct Capturing {
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+impl LogBuffer {
+    /// Captures this thread's logs, debug level and up, while the guard lives.
+    pub(crate) fn capture() -> (Self, Capturing) {
+        // A second live dispatcher first: with a single one, tracing works out a log line's
+        // interest from the thread that reaches it first, and another test's thread (logging
+        // nowhere) would switch the line off for this test too.
+        let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = Capturing {
+            _default: tracing::subscriber::set_default(subscriber),
+            _second: second,
+        };
+        (logs, guard)
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -847,15 +891,7 @@ impl std::io::Write for LogBuffer {
 
 #[tokio::test]
 async fn delivery_logs_show_neither_the_secret_nor_the_urls_query() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let (logs, _guard) = LogBuffer::capture();
     let app = crate::helpers::spawn_app(Backend::Sqlite).await;
     let receiver = Receiver::start(1).await;
     let url = receiver.url.replace("token=abc", "token=tok-secret-8812");
@@ -867,7 +903,7 @@ async fn delivery_logs_show_neither_the_secret_nor_the_urls_query() {
     deliver(&app).await;
     assert_eq!(receiver.count(), 2);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("webhook attempt failed"), "{text}");
     assert!(text.contains("webhook delivered"), "{text}");
     assert!(

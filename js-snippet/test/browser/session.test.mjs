@@ -176,6 +176,32 @@ test('default storage: localStorage, and a first-party cookie where localStorage
   await w.close();
 });
 
+test('the _ga cookie\'s client id goes with the page views, also when GA sets it after the first', async () => {
+  const v = await h.open('plain.html', { key: 'us' }, {
+    setup: (page) => page.context().addCookies([{ name: '_ga', value: 'GA1.1.1234567890.1700000000', url: h.site }]),
+  });
+  await v.number();
+  await v.until(() => v.answers.length === 1, 'the answer');
+  assert.equal(v.requests[0].body.ga_client_id, '1234567890.1700000000');
+  await v.close();
+
+  const w = await h.open('plain.html', { key: 'us' });
+  await w.number();
+  await w.until(() => w.answers.length === 1, 'the answer');
+  assert.ok(!('ga_client_id' in w.requests[0].body), 'no cookie, no client id');
+  // GA's own script sets the cookie later; the next page view (a route change) carries it.
+  await w.page.evaluate(() => {
+    document.cookie = '_ga_X1Y2Z3=GS1.1.1700000000.1.0.1700000000.0.0.0; path=/';
+    document.cookie = '_ga=GA1.2.42.1700000001; path=/';
+    history.pushState({}, '', '/next');
+  });
+  await w.until(() => w.answers.length === 2, 'the second answer');
+  assert.equal(w.requests[1].body.ga_client_id, '42.1700000001');
+  assert.equal(w.requests[1].body.session, w.answers[0].session);
+  assert.deepEqual(w.errors, []);
+  await w.close();
+});
+
 test('the lease is renewed at half of expires_in while visible, and when the page is shown again', async () => {
   const v = await h.open('plain.html', { key: 'us' }, { setup: (page) => page.clock.install() });
   const n = await v.number();
