@@ -541,7 +541,11 @@ fn csv_cell(v: &Value) -> Cell<'_> {
 pub fn to_csv(s: &Summed, kind: Kind) -> Vec<u8> {
     let figures = kind.figures();
     let mut out = CsvWriter::new();
-    out.row(std::iter::once(s.dimension.as_str()).chain(figures.iter().copied()).map(Cell::text));
+    out.row(
+        std::iter::once(s.dimension.as_str())
+            .chain(figures.iter().copied())
+            .map(Cell::text),
+    );
     let mut line = |label: &str, m: &Map<String, Value>| {
         out.row(std::iter::once(Cell::text(label)).chain(figures.iter().map(|f| csv_cell(&m[*f]))));
     };

@@ -174,7 +174,11 @@ async fn google_ads_export_refuses_bad_days_and_other_accounts() {
                 error_of(export(&app, &app.api_key, &property_id, query).await).await;
             assert_eq!(
                 (status, err["code"].as_str(), err["field"].as_str()),
-                (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"), Some(field)),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Some("invalid_field"),
+                    Some(field)
+                ),
                 "{query}: {err}"
             );
         }
