@@ -259,7 +259,8 @@ pub(super) async fn mark_neighbours(
     let caller = "(SELECT caller_number FROM calls WHERE id = $2)";
     let property = "(SELECT property_id FROM calls WHERE id = $2)";
     let at = "(SELECT started_at FROM calls WHERE id = $2)";
-    for (pick, cmp, same_property) in [("MAX", "<", true), ("MIN", ">", true), ("MIN", ">", false)]
+    for (order, cmp, same_property) in
+        [("DESC", "<", true), ("ASC", ">", true), ("ASC", ">", false)]
     {
         // Gaps are between calls to one property that are not spam; being the first call is
         // about any call to the account.
@@ -273,8 +274,9 @@ pub(super) async fn mark_neighbours(
         };
         let condition = format!(
             "account_id = {me} AND caller_number = {caller} AND started_at = \
-             (SELECT {pick}(n.started_at) FROM calls n WHERE n.account_id = {me} \
-              AND n.caller_number = {caller} {scope} AND n.started_at {cmp} {at})"
+             (SELECT n.started_at FROM calls n WHERE n.account_id = {me} \
+              AND n.caller_number = {caller} {scope} AND n.started_at {cmp} {at} \
+              ORDER BY n.started_at {order} LIMIT 1)"
         );
         sqlx::query(sqlx::AssertSqlSafe(mark_calls_sql(&condition)))
             .bind(now)
@@ -307,26 +309,33 @@ pub(super) async fn mark_session_hours(
     .await
 }
 
+// Neighbours by `ORDER BY ... LIMIT 1`, not MAX/MIN: PostgreSQL runs a filtered MAX over the
+// caller's whole history, which for a caller with thousands of calls made a day's rebuild
+// quadratic; the ordered scan stops at the first match.
 const DAY_CALL_SQL: &str = "SELECT c.pool_id, c.status, c.status_rank, c.outcome, c.started_at, \
      c.answered_at, c.duration_s, c.talk_s, c.confidence, c.channel, c.source, c.medium, \
      c.campaign, c.term, c.landing_url, c.visitor_city, c.visitor_region, c.caller_city, \
      c.caller_state, c.first_call_id, c.disposition, c.csat, c.qualified, \
-     CASE WHEN c.caller_number IS NOT NULL THEN (SELECT MAX(p.started_at) FROM calls p \
+     CASE WHEN c.caller_number IS NOT NULL THEN (SELECT p.started_at FROM calls p \
         WHERE p.account_id = c.account_id AND p.caller_number = c.caller_number \
         AND p.property_id = c.property_id AND p.started_at < c.started_at \
-        AND (p.disposition IS NULL OR p.disposition <> 'spam')) \
-     WHEN c.caller_key IS NOT NULL THEN (SELECT MAX(p.started_at) FROM calls p \
+        AND (p.disposition IS NULL OR p.disposition <> 'spam') \
+        ORDER BY p.started_at DESC LIMIT 1) \
+     WHEN c.caller_key IS NOT NULL THEN (SELECT p.started_at FROM calls p \
         WHERE p.account_id = c.account_id AND p.caller_key = c.caller_key \
         AND p.property_id = c.property_id AND p.started_at < c.started_at \
-        AND (p.disposition IS NULL OR p.disposition <> 'spam')) END AS prev_at, \
-     CASE WHEN c.caller_number IS NOT NULL THEN (SELECT MIN(n.started_at) FROM calls n \
+        AND (p.disposition IS NULL OR p.disposition <> 'spam') \
+        ORDER BY p.started_at DESC LIMIT 1) END AS prev_at, \
+     CASE WHEN c.caller_number IS NOT NULL THEN (SELECT n.started_at FROM calls n \
         WHERE n.account_id = c.account_id AND n.caller_number = c.caller_number \
         AND n.property_id = c.property_id AND n.started_at > c.started_at \
-        AND (n.disposition IS NULL OR n.disposition <> 'spam')) \
-     WHEN c.caller_key IS NOT NULL THEN (SELECT MIN(n.started_at) FROM calls n \
+        AND (n.disposition IS NULL OR n.disposition <> 'spam') \
+        ORDER BY n.started_at LIMIT 1) \
+     WHEN c.caller_key IS NOT NULL THEN (SELECT n.started_at FROM calls n \
         WHERE n.account_id = c.account_id AND n.caller_key = c.caller_key \
         AND n.property_id = c.property_id AND n.started_at > c.started_at \
-        AND (n.disposition IS NULL OR n.disposition <> 'spam')) END AS next_at, \
+        AND (n.disposition IS NULL OR n.disposition <> 'spam') \
+        ORDER BY n.started_at LIMIT 1) END AS next_at, \
      (SELECT COUNT(*) FROM conversions v WHERE v.call_id = c.id) AS conversions, \
      (SELECT CAST(COALESCE(SUM(v.value_micros), 0) AS BIGINT) FROM conversions v \
         WHERE v.call_id = c.id) AS revenue_micros \
