@@ -340,16 +340,32 @@ impl Storage {
             .await?
             .map(|r| r.try_get("id"))
             .transpose()?;
-            if let Some(first) = first {
-                sqlx::query(
-                    "UPDATE calls SET first_call_id = CASE WHEN id = $1 THEN NULL ELSE $1 END \
-                     WHERE account_id = $2 AND caller_number = $3",
-                )
-                .bind(&first)
-                .bind(&call.call.account_id)
-                .bind(caller)
-                .execute(&mut *tx)
-                .await?;
+            match first {
+                // Usually a later call: it alone learns who was first.
+                Some(first) if first != call.id => {
+                    sqlx::query("UPDATE calls SET first_call_id = $1 WHERE id = $2")
+                        .bind(&first)
+                        .bind(&call.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // This call is the first (a replay can bring it after later ones): the rest
+                // point at it. Only rows that change are written, so a caller's very first
+                // call costs one row, not a rewrite of their history.
+                Some(first) => {
+                    sqlx::query(
+                        "UPDATE calls SET first_call_id = CASE WHEN id = $1 THEN NULL ELSE $1 END \
+                         WHERE account_id = $2 AND caller_number = $3 \
+                         AND ((id = $1 AND first_call_id IS NOT NULL) \
+                           OR (id <> $1 AND (first_call_id IS NULL OR first_call_id <> $1)))",
+                    )
+                    .bind(&first)
+                    .bind(&call.call.account_id)
+                    .bind(caller)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {}
             }
         }
         tx.commit().await?;
