@@ -19,6 +19,7 @@ use super::{
     EVENT_ID_HEADER, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, loggable_url, sign,
 };
 use crate::storage::{DueDelivery, DueGa4Event, OutboundQueue, Storage, StorageError};
+use crate::telemetry::Outage;
 use crate::time::{Millis, SharedClock, to_datetime};
 
 /// How long after a failed attempt the next one is made (attempt n+1 waits `RETRY_DELAYS[n-1]`).
@@ -167,21 +168,12 @@ impl Webhooks {
     pub fn start(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut failures = 0u32;
+            let mut outage = Outage::default();
             loop {
-                match me.run_due_now().await {
-                    Ok(_) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        if failures == 1 || failures.is_power_of_two() {
-                            tracing::warn!(
-                                error = format!("{:#}", anyhow::Error::new(e)),
-                                failures,
-                                "webhook deliveries wait: the database is unavailable"
-                            );
-                        }
-                    }
-                }
+                let failures = outage.record(
+                    me.run_due_now().await,
+                    "webhook deliveries wait: the database is unavailable",
+                );
                 let pause = POLL_EVERY * failures.clamp(1, 5);
                 let _ = tokio::time::timeout(pause, me.wake.notified()).await;
             }
