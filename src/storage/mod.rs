@@ -42,8 +42,8 @@ pub use rollups::{
     DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS, RepeatCounts, RepeatKey, RollupKey, counter,
 };
 pub use webhooks::{
-    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, OutboundQueue, WebhookDelivery,
-    WebhookEndpoint,
+    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, OutboundEvent, OutboundQueue,
+    WebhookDelivery, WebhookEndpoint,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;

@@ -18,7 +18,9 @@ use tracing::Instrument;
 use super::{
     EVENT_ID_HEADER, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, loggable_url, sign,
 };
-use crate::storage::{DueDelivery, DueGa4Event, OutboundQueue, Storage, StorageError};
+use crate::storage::{
+    DueDelivery, DueGa4Event, OutboundEvent, OutboundQueue, Storage, StorageError,
+};
 use crate::telemetry::Outage;
 use crate::time::{Millis, SharedClock, to_datetime};
 
@@ -112,12 +114,7 @@ impl Webhooks {
         idempotency_key: &str,
         payload: &serde_json::Value,
     ) -> Result<u64, EnqueueError> {
-        // Both travel in headers or the body unchanged, so they must be valid header text.
-        let valid =
-            |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
-        if !valid(event_type) || !valid(idempotency_key) {
-            return Err(EnqueueError::InvalidKey);
-        }
+        Self::event(account_id, event_type, idempotency_key, payload)?;
         let queued = self
             .storage
             .enqueue_event(
@@ -132,6 +129,33 @@ impl Webhooks {
             self.wake.notify_one();
         }
         Ok(queued)
+    }
+
+    /// An event checked as `enqueue` checks it, for a caller that queues it in a transaction
+    /// of its own (an alert fires and is queued at once, or not at all); call `queued` after.
+    pub fn event<'a>(
+        account_id: &'a str,
+        event_type: &'a str,
+        idempotency_key: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> Result<OutboundEvent<'a>, EnqueueError> {
+        // Both travel in headers or the body unchanged, so they must be valid header text.
+        let valid =
+            |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
+        if !valid(event_type) || !valid(idempotency_key) {
+            return Err(EnqueueError::InvalidKey);
+        }
+        Ok(OutboundEvent {
+            account_id,
+            event_type,
+            idempotency_key,
+            payload,
+        })
+    }
+
+    /// Wakes the worker for events queued without `enqueue`.
+    pub fn queued(&self) {
+        self.wake.notify_one();
     }
 
     /// Tries every webhook delivery and GA4 event due now (by the injected clock) that this
