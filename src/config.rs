@@ -49,6 +49,7 @@ struct RawSettings {
     new_sessions_per_ip_per_minute: u32,
     #[serde(deserialize_with = "lenient_string")]
     spool_dir: String,
+    alert_interval_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -68,6 +69,7 @@ impl Default for RawSettings {
             shutdown_timeout_secs: 30,
             new_sessions_per_ip_per_minute: 60,
             spool_dir: "data/spool".to_owned(),
+            alert_interval_secs: 15,
         }
     }
 }
@@ -102,6 +104,8 @@ pub struct Settings {
     pub new_sessions_per_ip_per_minute: u32,
     /// This instance's own folder for the call spool (local disk; never shared).
     pub spool_dir: PathBuf,
+    /// Seconds between evaluations of the alert rules.
+    pub alert_interval_secs: u64,
 }
 
 /// A setting that cannot be used, named as the operator wrote it.
@@ -289,6 +293,9 @@ impl RawSettings {
                 "must be at least 1",
             ));
         }
+        if !(1..=3600).contains(&self.alert_interval_secs) {
+            return Err(invalid("alert_interval_secs", "must be between 1 and 3600"));
+        }
         let database_max_connections = match self.database_max_connections {
             0 => return Err(invalid("database_max_connections", "must be at least 1")),
             n => n,
@@ -323,6 +330,7 @@ impl RawSettings {
                 "" => return Err(invalid("spool_dir", "must name a folder")),
                 dir => PathBuf::from(dir),
             },
+            alert_interval_secs: self.alert_interval_secs,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! The binary is a thin shell over [`cli::run`]; everything else lives here so tests can build
 //! the real application with [`startup::Application`].
 
+pub mod alerts;
 pub mod attribution;
 pub mod cli;
 pub mod config;

@@ -14,6 +14,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::alerts::Alerts;
 use crate::attribution::Attributor;
 use crate::config::Settings;
 use crate::dni::lease_store::LeaseStore;
@@ -43,6 +44,7 @@ pub struct Application {
     replayer: tokio::task::JoinHandle<()>,
     webhook_worker: tokio::task::JoinHandle<()>,
     rollup_worker: tokio::task::JoinHandle<()>,
+    alert_worker: tokio::task::JoinHandle<()>,
     /// Checks the schema once a database that was down at start answers.
     schema_check: Option<tokio::task::JoinHandle<()>>,
 }
@@ -173,6 +175,13 @@ impl Application {
         let replayer = calls.start(storage.clone(), attributor.clone(), webhooks.clone());
         let rollups = Arc::new(Rollups::new(storage.clone(), clock.clone()));
         let rollup_worker = rollups.start();
+        let alerts = Arc::new(Alerts::new(
+            storage.clone(),
+            dni.clone(),
+            webhooks.clone(),
+            clock.clone(),
+        ));
+        let alert_worker = alerts.start(Duration::from_secs(settings.alert_interval_secs));
         let state = web::Data::new(AppState {
             dni,
             routes,
@@ -187,6 +196,7 @@ impl Application {
             metrics: Metrics::new(),
             webhooks,
             rollups,
+            alerts,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -199,6 +209,7 @@ impl Application {
             replayer,
             webhook_worker,
             rollup_worker,
+            alert_worker,
             schema_check,
         })
     }
@@ -226,6 +237,8 @@ impl Application {
         self.webhook_worker.abort();
         // Rollups are rebuilt from the raw rows: a rebuild cut short is redone by the next one.
         self.rollup_worker.abort();
+        // An alert's state change and its event are one transaction: a pass cut short is redone.
+        self.alert_worker.abort();
         if let Some(check) = &self.schema_check {
             check.abort();
         }

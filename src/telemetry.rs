@@ -25,3 +25,34 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// Consecutive failures of a background pass (the database away, mostly), logged at the first
+/// and then at every power of two: a long outage is reported without flooding the log.
+#[derive(Debug, Default)]
+pub struct Outage {
+    failures: u32,
+}
+
+impl Outage {
+    /// Records a pass's outcome; returns the failures in a row (0 after a success).
+    pub fn record<T, E: Into<anyhow::Error>>(
+        &mut self,
+        outcome: Result<T, E>,
+        waiting: &str,
+    ) -> u32 {
+        match outcome {
+            Ok(_) => self.failures = 0,
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 || self.failures.is_power_of_two() {
+                    tracing::warn!(
+                        error = format!("{:#}", e.into()),
+                        failures = self.failures,
+                        "{waiting}"
+                    );
+                }
+            }
+        }
+        self.failures
+    }
+}

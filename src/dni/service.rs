@@ -161,6 +161,24 @@ impl Dni {
         }
     }
 
+    /// Numbers of a session pool leased at `now`: the lease store's count when it holds the
+    /// pool, else the ledger's running leases (the store is down, or this instance has not
+    /// loaded the pool since it started).
+    pub async fn leased_now(&self, pool_id: &str, now: Millis) -> Result<u64, StorageError> {
+        if let Ok(status) = self.leases.status(pool_id, now).await
+            && status.numbers > 0
+        {
+            return Ok(status.busy);
+        }
+        let running = self
+            .storage
+            .pool_leases_between(pool_id, now, now + 1)
+            .await?;
+        let numbers: std::collections::HashSet<&str> =
+            running.iter().map(|l| l.number.as_str()).collect();
+        Ok(numbers.len() as u64)
+    }
+
     /// Forgets per-IP counters of addresses that went quiet (call now and then).
     pub fn prune_limiter(&self) {
         self.limiter.retain_recent();

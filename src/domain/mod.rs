@@ -1,5 +1,6 @@
 //! Domain types that parse, not validate: once a value has one of these types it is known good.
 
+mod alert_settings;
 mod api_key;
 mod call_settings;
 mod call_status;
@@ -11,6 +12,10 @@ mod phone;
 mod pool;
 mod property;
 
+pub use alert_settings::{
+    AlertSettings, AlertSettingsInput, BusinessHours, Day, ExhaustionRule, MAX_QUIET_MINUTES,
+    MissedCallsRule, NoCallsRule, Share, TimeOfDay, UtilisationRule,
+};
 pub use api_key::{IssuedApiKey, generate_public_key, hash_api_key, looks_like_api_key};
 pub use call_settings::{CallSettings, CallSettingsPatch, CallerId, Whisper};
 pub use call_status::{CallStatus, Outcome};

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, extractors, and the error shape.
 
 mod account;
+mod alerts;
 pub mod auth;
 mod calls;
 mod dni;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Report rollups: rebuilt in the background, and for the days a report reads.
     pub rollups: Arc<crate::reports::Rollups>,
+    /// Alert rules: evaluated in the background (`alerts.evaluate_now()` runs a pass at once).
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -96,7 +99,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(reports::upload_costs)
         .service(reports::list_costs)
         .service(reports::get_cost_settings)
-        .service(reports::put_cost_settings);
+        .service(reports::put_cost_settings)
+        .service(alerts::get_alerts)
+        .service(alerts::put_alerts);
 }
 
 pub use metrics::track as track_metrics;

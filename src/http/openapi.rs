@@ -5,8 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    account, calls, dni, error, exports, health, metrics, pools, properties, reports, telephony,
-    webhooks,
+    account, alerts, calls, dni, error, exports, health, metrics, pools, properties, reports,
+    telephony, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -47,6 +47,8 @@ use super::{
         reports::list_costs,
         reports::get_cost_settings,
         reports::put_cost_settings,
+        alerts::get_alerts,
+        alerts::put_alerts,
         health::health,
         health::ping,
         metrics::metrics,

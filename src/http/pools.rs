@@ -317,11 +317,7 @@ pub async fn pool_health(
         .storage
         .pool_counts_between(&pool.id, from, now)
         .await?;
-    let leased_now = match state.dni.leases().status(&pool.id, now).await {
-        Ok(s) => s.busy,
-        // The store is down or the pool not loaded yet: the ledger knows the running leases.
-        Err(_) => leases.iter().filter(|l| l.ends_at > now).count() as u64,
-    };
+    let leased_now = state.dni.leased_now(&pool.id, now).await?;
     let holds: Vec<f64> = leases
         .iter()
         .map(|l| (l.ends_at.min(now) - l.started_at) as f64 / 60_000.0)

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use chrono::{Datelike, Duration, NaiveDate, TimeZone};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use crate::domain::FieldError;
@@ -59,14 +59,19 @@ fn parse_day(field: &str, value: Option<&str>) -> Result<NaiveDate, FieldError> 
 /// When `day` begins in `tz`. Where midnight falls in a daylight-saving gap, the day begins
 /// at the first local time that exists.
 pub fn start_of_day(tz: Tz, day: NaiveDate) -> Millis {
-    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    local_instant(tz, day.and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+/// The moment a local time happens in `tz`: the first of two in a repeated hour, and the first
+/// local time that exists after one that falls in a daylight-saving gap.
+pub fn local_instant(tz: Tz, local: NaiveDateTime) -> Millis {
     (0..=16)
         .find_map(|quarter| {
-            tz.from_local_datetime(&(midnight + Duration::minutes(15 * quarter)))
+            tz.from_local_datetime(&(local + Duration::minutes(15 * quarter)))
                 .earliest()
         })
         .map_or_else(
-            || midnight.and_utc().timestamp_millis(),
+            || local.and_utc().timestamp_millis(),
             |t| t.timestamp_millis(),
         )
 }

@@ -14,8 +14,8 @@ pub mod report;
 pub mod rollup;
 
 pub use days::{
-    DayRange, day_bounds, day_string, days_in_month, local_day, property_tz, start_of_day,
-    weekday_name,
+    DayRange, day_bounds, day_string, days_in_month, local_day, local_instant, property_tz,
+    start_of_day, weekday_name,
 };
 pub use rollup::Rollups;
 

@@ -15,6 +15,7 @@ use crate::storage::{
     Counters, DayCall, DayRollup, DaySession, DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS,
     RepeatCounts, RepeatKey, RollupKey, Storage, StorageError, StorageResult, counter as c,
 };
+use crate::telemetry::Outage;
 use crate::time::{Millis, SharedClock};
 
 /// A caller who calls again within this long was not helped the first time (first-call
@@ -327,17 +328,10 @@ impl Rollups {
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut failures = 0u32;
+            let mut outage = Outage::default();
             loop {
-                match me.run_pass().await {
-                    Ok(_) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        if failures == 1 || failures.is_power_of_two() {
-                            tracing::warn!(error = %e, failures, "report rollups wait for the database");
-                        }
-                    }
-                }
+                let failures =
+                    outage.record(me.run_pass().await, "report rollups wait for the database");
                 tokio::time::sleep(Duration::from_secs(u64::from(failures.min(10)).max(1))).await;
             }
         })

@@ -6,6 +6,7 @@
 //! named in [`Backend`] and kept in this folder.
 
 mod accounts;
+mod alerts;
 mod calls;
 mod error;
 mod exports;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::TelephonyCredentials;
+pub use alerts::{AlertKey, AlertState, CallActivity, PoolCounts, WatchedProperty};
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;
 pub use exports::ClickedCall;
@@ -42,8 +44,8 @@ pub use rollups::{
     DirtyMark, HOUR_MS, KIND_CALLS, KIND_SESSIONS, RepeatCounts, RepeatKey, RollupKey, counter,
 };
 pub use webhooks::{
-    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, OutboundQueue, WebhookDelivery,
-    WebhookEndpoint,
+    CreatedWebhookEndpoint, DeliveryStatus, DueDelivery, OutboundEvent, OutboundQueue,
+    WebhookDelivery, WebhookEndpoint,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;

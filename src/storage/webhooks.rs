@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
@@ -78,6 +79,57 @@ pub struct DueDelivery {
     pub created_at: Millis,
     /// This attempt's number, from 1.
     pub attempt: i64,
+}
+
+/// An event for an account's endpoints, as `Webhooks::enqueue` checked it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundEvent<'a> {
+    pub account_id: &'a str,
+    pub event_type: &'a str,
+    /// Names the event: queueing the same key again queues nothing.
+    pub idempotency_key: &'a str,
+    /// Becomes the body's `data`.
+    pub payload: &'a serde_json::Value,
+}
+
+/// Inserts one delivery of `event` per live endpoint of its account, on `conn` (a pooled
+/// connection, or a transaction whose outcome the event depends on).
+pub(super) async fn queue_deliveries(
+    conn: &mut AnyConnection,
+    event: &OutboundEvent<'_>,
+    now: Millis,
+) -> StorageResult<u64> {
+    let payload = serde_json::to_string(event.payload).expect("a JSON value serialises");
+    let endpoints: Vec<String> = sqlx::query(
+        "SELECT id FROM webhook_endpoints WHERE account_id = $1 AND disabled_at IS NULL",
+    )
+    .bind(event.account_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect::<Result<_, _>>()?;
+    let mut queued = 0;
+    for endpoint_id in endpoints {
+        queued += sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_type, \
+             idempotency_key, payload, created_at, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
+             ON CONFLICT (endpoint_id, idempotency_key) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&endpoint_id)
+        .bind(event.account_id)
+        .bind(event.event_type)
+        .bind(event.idempotency_key)
+        .bind(&payload)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(queued)
 }
 
 const ENDPOINT_COLUMNS: &str = "id, account_id, url, description, created_at";
@@ -196,37 +248,14 @@ impl Storage {
         payload: &serde_json::Value,
         now: Millis,
     ) -> StorageResult<u64> {
-        let payload = serde_json::to_string(payload).expect("a JSON value serialises");
-        let endpoints: Vec<String> = sqlx::query(
-            "SELECT id FROM webhook_endpoints WHERE account_id = $1 AND disabled_at IS NULL",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
-        let mut queued = 0;
-        for endpoint_id in endpoints {
-            queued += sqlx::query(
-                "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_type, \
-                 idempotency_key, payload, created_at, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
-                 ON CONFLICT (endpoint_id, idempotency_key) DO NOTHING",
-            )
-            .bind(new_id())
-            .bind(&endpoint_id)
-            .bind(account_id)
-            .bind(event_type)
-            .bind(idempotency_key)
-            .bind(&payload)
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        }
-        Ok(queued)
+        let event = OutboundEvent {
+            account_id,
+            event_type,
+            idempotency_key,
+            payload,
+        };
+        let mut conn = self.pool.acquire().await?;
+        queue_deliveries(&mut conn, &event, now).await
     }
 
     /// Claims up to `limit` deliveries due at `now` for this worker until `lock_until`, and

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::spool::Spool;
 use crate::attribution::Attributor;
 use crate::storage::{CallEvent, NewCall, Storage};
+use crate::telemetry::Outage;
 use crate::time::SharedClock;
 use crate::webhooks::Webhooks;
 
@@ -88,7 +89,8 @@ impl CallRecorder {
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut failures = 0u32;
+            let mut outage = Outage::default();
+            let mut failures = 0;
             loop {
                 let pass = async {
                     // After a failure, ask the database before rereading the spool: while it
@@ -105,19 +107,10 @@ impl CallRecorder {
                     attributor.complete_calls(&webhooks).await?;
                     anyhow::Ok(())
                 };
-                match pass.await {
-                    Ok(()) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        if failures == 1 || failures.is_power_of_two() {
-                            tracing::warn!(
-                                error = format!("{e:#}"),
-                                failures,
-                                "calls wait in the spool: the database is unavailable"
-                            );
-                        }
-                    }
-                }
+                failures = outage.record(
+                    pass.await,
+                    "calls wait in the spool: the database is unavailable",
+                );
                 let pause = Duration::from_secs(u64::from(failures.min(5)).max(1));
                 if failures == 0 {
                     let _ = tokio::time::timeout(pause, me.wake.notified()).await;

@@ -1,9 +1,9 @@
 //! Outbound webhooks: signed JSON events POSTed to each of an account's endpoints (a CRM, a
 //! Zapier hook), retried with backoff until the receiver answers 2xx.
 //!
-//! The call pipeline (and later alerts) calls [`Webhooks::enqueue`]; the event becomes one
-//! delivery row per live endpoint in the database, and a worker on every instance claims due
-//! deliveries and sends them. See `README.md` ("Outbound webhooks") for what receivers get.
+//! The call pipeline calls [`Webhooks::enqueue`] (alerts queue theirs in the transaction that
+//! fires them, with [`Webhooks::event`]); the event becomes one delivery row per live endpoint
+//! in the database, and a worker on every instance claims due deliveries and sends them. See `README.md` ("Outbound webhooks") for what receivers get.
 
 mod endpoint;
 mod ga4;

@@ -18,7 +18,10 @@ use tracing::Instrument;
 use super::{
     EVENT_ID_HEADER, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, loggable_url, sign,
 };
-use crate::storage::{DueDelivery, DueGa4Event, OutboundQueue, Storage, StorageError};
+use crate::storage::{
+    DueDelivery, DueGa4Event, OutboundEvent, OutboundQueue, Storage, StorageError,
+};
+use crate::telemetry::Outage;
 use crate::time::{Millis, SharedClock, to_datetime};
 
 /// How long after a failed attempt the next one is made (attempt n+1 waits `RETRY_DELAYS[n-1]`).
@@ -111,12 +114,7 @@ impl Webhooks {
         idempotency_key: &str,
         payload: &serde_json::Value,
     ) -> Result<u64, EnqueueError> {
-        // Both travel in headers or the body unchanged, so they must be valid header text.
-        let valid =
-            |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
-        if !valid(event_type) || !valid(idempotency_key) {
-            return Err(EnqueueError::InvalidKey);
-        }
+        Self::event(account_id, event_type, idempotency_key, payload)?;
         let queued = self
             .storage
             .enqueue_event(
@@ -131,6 +129,33 @@ impl Webhooks {
             self.wake.notify_one();
         }
         Ok(queued)
+    }
+
+    /// An event checked as `enqueue` checks it, for a caller that queues it in a transaction
+    /// of its own (an alert fires and is queued at once, or not at all); call `queued` after.
+    pub fn event<'a>(
+        account_id: &'a str,
+        event_type: &'a str,
+        idempotency_key: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> Result<OutboundEvent<'a>, EnqueueError> {
+        // Both travel in headers or the body unchanged, so they must be valid header text.
+        let valid =
+            |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
+        if !valid(event_type) || !valid(idempotency_key) {
+            return Err(EnqueueError::InvalidKey);
+        }
+        Ok(OutboundEvent {
+            account_id,
+            event_type,
+            idempotency_key,
+            payload,
+        })
+    }
+
+    /// Wakes the worker for events queued without `enqueue`.
+    pub fn queued(&self) {
+        self.wake.notify_one();
     }
 
     /// Tries every webhook delivery and GA4 event due now (by the injected clock) that this
@@ -167,21 +192,12 @@ impl Webhooks {
     pub fn start(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut failures = 0u32;
+            let mut outage = Outage::default();
             loop {
-                match me.run_due_now().await {
-                    Ok(_) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        if failures == 1 || failures.is_power_of_two() {
-                            tracing::warn!(
-                                error = format!("{:#}", anyhow::Error::new(e)),
-                                failures,
-                                "webhook deliveries wait: the database is unavailable"
-                            );
-                        }
-                    }
-                }
+                let failures = outage.record(
+                    me.run_due_now().await,
+                    "webhook deliveries wait: the database is unavailable",
+                );
                 let pause = POLL_EVERY * failures.clamp(1, 5);
                 let _ = tokio::time::timeout(pause, me.wake.notified()).await;
             }

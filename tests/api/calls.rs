@@ -42,6 +42,27 @@ macro_rules! with_twilio_on_every_stack {
     )*};
 }
 
+/// Runs each story on SQLite and PostgreSQL, with Twilio configured.
+#[macro_export]
+macro_rules! with_twilio_on_both_backends {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            use $crate::helpers::Backend;
+            #[tokio::test]
+            async fn sqlite() {
+                let app = $crate::calls::twilio_app(Backend::Sqlite, None).await.unwrap();
+                super::$story(app).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(app) = $crate::calls::twilio_app(Backend::Postgres, None).await {
+                    super::$story(app).await;
+                }
+            }
+        }
+    )*};
+}
+
 pub async fn twilio_app(backend: Backend, redis: Option<&str>) -> Option<TestApp> {
     let mut settings = vec![("public_url", PUBLIC), ("twilio_auth_token", TOKEN)];
     if let Some(r) = redis {

@@ -147,6 +147,9 @@ pub async fn start_app(
         ("database_url", db_url),
         ("migrate_on_start", "true"),
         ("spool_dir", &spool_path),
+        // Alert passes run when a test asks (`tests/api/alerts.rs`), so no other test's
+        // receiver ever sees an alert.
+        ("alert_interval_secs", "3600"),
     ];
     pairs.extend_from_slice(extra);
     let settings = Settings::from_pairs(pairs).expect("test settings are valid");
@@ -207,6 +210,16 @@ impl TestApp {
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> Response {
         self.client
             .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put(&self, path: &str, key: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
             .bearer_auth(key)
             .json(body)
             .send()

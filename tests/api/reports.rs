@@ -6,8 +6,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::calls::{attributed, dial, twilio, twilio_app};
+use crate::calls::{attributed, dial, twilio};
 use crate::helpers::{TestApp, error_of};
+use crate::with_twilio_on_both_backends;
 
 /// 2026-11-10 10:00 in New York (a Tuesday; EST, UTC-5).
 const TEN_AM: i64 = 1_794_322_800_000;
@@ -804,26 +805,7 @@ async fn bad_report_and_cost_input_is_refused_with_the_field_named(app: TestApp)
     assert_eq!(listed["rows"], json!([]));
 }
 
-macro_rules! on_both_databases {
-    ($($story:ident),* $(,)?) => {$(
-        mod $story {
-            use crate::helpers::Backend;
-            #[tokio::test]
-            async fn sqlite() {
-                let app = super::twilio_app(Backend::Sqlite, None).await.unwrap();
-                super::$story(app).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                if let Some(app) = super::twilio_app(Backend::Postgres, None).await {
-                    super::$story(app).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both_databases!(
+with_twilio_on_both_backends!(
     worked_scenario_attribution_report,
     worked_scenario_service_report,
     another_account_sees_no_report_cost_or_setting,

@@ -39,7 +39,7 @@ pub(crate) struct Received {
     /// The path and query string.
     pub(crate) uri: String,
     headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
@@ -49,7 +49,7 @@ impl Received {
         url.query_pairs().into_owned().collect()
     }
 
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
@@ -60,7 +60,7 @@ impl Received {
         serde_json::from_slice(&self.body).expect("the body is JSON")
     }
 
-    fn timestamp(&self) -> i64 {
+    pub(crate) fn timestamp(&self) -> i64 {
         self.header("switchboard-timestamp").parse().unwrap()
     }
 }
@@ -76,7 +76,7 @@ pub(crate) struct ReceiverState {
 pub(crate) struct Receiver {
     /// `http://127.0.0.1:<port>`.
     pub(crate) base: String,
-    url: String,
+    pub(crate) url: String,
     state: Arc<ReceiverState>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -149,7 +149,7 @@ async fn receive(
 }
 
 /// Creates an endpoint for `key` through the API; returns its JSON (with the secret).
-async fn create_endpoint(app: &TestApp, key: &str, url: &str) -> Value {
+pub(crate) async fn create_endpoint(app: &TestApp, key: &str, url: &str) -> Value {
     let res = app
         .post(
             "/v1/webhooks",
