@@ -8,6 +8,7 @@ pub mod error;
 mod exports;
 mod health;
 pub mod json;
+mod live;
 mod metrics;
 pub mod openapi;
 mod pools;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Report rollups: rebuilt in the background, and for the days a report reads.
     pub rollups: Arc<crate::reports::Rollups>,
+    /// Calls as they happen, for `GET /v1/properties/{id}/live` and the dashboard.
+    pub live: Arc<crate::live::LiveHub>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -96,7 +99,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(reports::upload_costs)
         .service(reports::list_costs)
         .service(reports::get_cost_settings)
-        .service(reports::put_cost_settings);
+        .service(reports::put_cost_settings)
+        .service(live::live_feed);
 }
 
 pub use metrics::track as track_metrics;

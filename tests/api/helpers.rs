@@ -178,6 +178,8 @@ pub async fn start_app(
 impl TestApp {
     /// Stops this instance gracefully (its ledger is written out first).
     pub async fn stop(&self) {
+        // Open live feeds end first, as on SIGTERM.
+        self.state.live.close();
         self.handle.stop(true).await;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

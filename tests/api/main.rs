@@ -13,6 +13,7 @@ mod exports;
 mod faults;
 mod ga4;
 mod health;
+mod live;
 mod outcomes;
 mod pools;
 mod properties;
