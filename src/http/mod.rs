@@ -14,6 +14,7 @@ pub mod openapi;
 mod pools;
 mod properties;
 mod reports;
+pub mod session;
 pub mod snippet;
 mod telephony;
 mod webhooks;

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod calls;
+mod dashboard;
 mod error;
 mod exports;
 mod ga4;
