@@ -3,6 +3,7 @@
 mod account;
 pub mod auth;
 mod calls;
+mod dashboard;
 mod dni;
 pub mod error;
 mod exports;
@@ -101,7 +102,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(reports::list_costs)
         .service(reports::get_cost_settings)
         .service(reports::put_cost_settings)
-        .service(live::live_feed);
+        .service(live::live_feed)
+        .service(dashboard::page)
+        .service(dashboard::sign_in)
+        .service(dashboard::sign_out)
+        .service(dashboard::asset);
 }
 
 pub use metrics::track as track_metrics;

@@ -253,6 +253,32 @@ async fn secrets_never_reach_the_logs() {
         .send()
         .await
         .unwrap();
+    // A dashboard sign-in: neither the key in the form nor the session token may be logged.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = crate::helpers::post_form(
+        &no_redirects,
+        &format!("{base}/dashboard/sign-in"),
+        &[("api_key", key.as_str())],
+    )
+    .send()
+    .await
+    .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    let page = client
+        .get(format!("{base}/dashboard"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
     terminate(&mut child);
     let output = child.wait_with_output().unwrap();
     let serve_log = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -266,6 +292,7 @@ async fn secrets_never_reach_the_logs() {
         "twilio-token-9926",
         key.as_str(),
         "wrong-key-that-is-still-secret",
+        token.as_str(),
     ] {
         assert!(
             !serve_log.contains(secret),

@@ -548,6 +548,21 @@ impl Drop for DbProxy {
     }
 }
 
+/// A form POST as a browser sends one (reqwest's `form` needs a feature this crate leaves off).
+pub fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
 /// Posts a Twilio webhook form to `base` + `path`, signed with `token` as Twilio signs it: over
 /// `public_url` + `path` and the parameters.
 pub async fn post_signed_twilio(

@@ -85,12 +85,14 @@ impl Feed {
 #[derive(Clone, Copy)]
 pub enum Auth<'a> {
     Key(&'a str),
+    Cookie(&'a str),
 }
 
 impl Auth<'_> {
     fn apply(self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             Auth::Key(key) => req.bearer_auth(key),
+            Auth::Cookie(cookie) => req.header("cookie", cookie),
         }
     }
 }

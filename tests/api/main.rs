@@ -7,6 +7,7 @@ mod helpers;
 mod bad_input;
 mod calls;
 mod cli;
+mod dashboard;
 mod dni;
 mod dni_edges;
 mod exports;
