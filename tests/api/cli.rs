@@ -325,6 +325,24 @@ fn demo_sets_up_a_property_and_pools_through_the_api() {
         stdout.contains("<script async src=\"http://127.0.0.1:"),
         "{stdout}"
     );
+    // It ends with the channel report of the calls it placed, and where the dashboard is.
+    let report = stdout
+        .split("Channel report for today (3 demo calls")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no channel report: {stdout}"));
+    for channel in ["Paid Search", "Organic Search", "Paid Social", "Total"] {
+        let line = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(channel))
+            .unwrap_or_else(|| panic!("no {channel} row: {stdout}"));
+        let calls = if channel == "Total" { "3" } else { "1" };
+        assert_eq!(
+            line.split_whitespace().nth(channel.split(' ').count()),
+            Some(calls),
+            "{line}"
+        );
+    }
+    assert!(stdout.contains("/dashboard"), "{stdout}");
     // Run twice: the demo database is recreated, so numbers never collide.
     let again = run(
         switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])
