@@ -12,6 +12,7 @@ pub mod dni;
 pub mod domain;
 pub mod geo;
 pub mod http;
+pub mod live;
 pub mod reports;
 pub mod startup;
 pub mod storage;

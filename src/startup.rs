@@ -24,6 +24,7 @@ use crate::dni::service::Dni;
 use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
+use crate::live::LiveHub;
 use crate::reports::Rollups;
 use crate::storage::{PoolSettings, Storage, StorageError};
 use crate::telephony::credentials::{CredentialsTable, SNAPSHOT_FILE as CREDENTIALS_SNAPSHOT};
@@ -145,13 +146,20 @@ impl Application {
                 }
             })
         };
+        // With Redis, live call events are relayed to every instance's subscribers.
+        let live = Arc::new(match &settings.redis_url {
+            Some(url) => LiveHub::with_redis(url).await.context("REDIS_URL")?,
+            None => LiveHub::in_process(),
+        });
         let calls = Arc::new(
-            CallRecorder::open(&settings.spool_dir, clock.clone()).with_context(|| {
-                format!(
-                    "opening the call spool in SWITCHBOARD_SPOOL_DIR={}",
-                    settings.spool_dir.display()
-                )
-            })?,
+            CallRecorder::open(&settings.spool_dir, clock.clone(), live.clone()).with_context(
+                || {
+                    format!(
+                        "opening the call spool in SWITCHBOARD_SPOOL_DIR={}",
+                        settings.spool_dir.display()
+                    )
+                },
+            )?,
         );
         // With a shared lease store, other instances' leases reach the ledger up to a flush
         // later: calls wait that long (twice over) before attribution.
@@ -166,6 +174,7 @@ impl Application {
             dni.clone(),
             clock.clone(),
             settle_ms,
+            live.clone(),
         ));
 
         let webhooks = Arc::new(
@@ -197,6 +206,7 @@ impl Application {
             webhooks,
             rollups,
             alerts,
+            live,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -228,7 +238,18 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Live feeds never end by themselves: on SIGTERM they are closed, so that the graceful
+        // stop waits for real requests only.
+        let closer = {
+            let live = self.state.live.clone();
+            tokio::spawn(async move {
+                stop_signal().await;
+                live.close();
+            })
+        };
         let result = self.server.await;
+        closer.abort();
+        self.state.live.close();
         // In-flight requests are done: write what the ledger holds, then release the database.
         self.pruner.abort();
         self.refresher.abort();
@@ -253,6 +274,26 @@ impl Application {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ledger_task.finish()).await;
         tracing::info!("switchboard stopped");
         result
+    }
+}
+
+/// SIGINT or SIGTERM, the signals on which the server stops gracefully.
+async fn stop_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }
 

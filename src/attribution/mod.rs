@@ -14,6 +14,7 @@ use crate::dni::classify::Channel;
 use crate::dni::lease_store::LeaseStore;
 use crate::dni::service::Dni;
 use crate::domain::PoolKind;
+use crate::live::{LiveEvent, LiveHub, LiveKind};
 use crate::storage::{
     CLICK_ID_COLUMNS, CallAttribution, CallRow, SessionRow, Storage, StorageError,
 };
@@ -142,6 +143,8 @@ pub struct Attributor {
     /// How long after a call to wait before attributing it: long enough for every instance's
     /// ledger to have written the leases that covered it (0 when this instance is the only one).
     settle_ms: Millis,
+    /// Attributed and completed calls are announced on the live feed.
+    live: Arc<LiveHub>,
 }
 
 /// How long a lease the store knows of may stay missing from the ledger before the call is
@@ -155,6 +158,7 @@ impl Attributor {
         dni: Arc<Dni>,
         clock: SharedClock,
         settle_ms: Millis,
+        live: Arc<LiveHub>,
     ) -> Self {
         Self {
             storage,
@@ -162,6 +166,7 @@ impl Attributor {
             dni,
             clock,
             settle_ms,
+            live,
         }
     }
 
@@ -171,7 +176,7 @@ impl Attributor {
         self.dni.ledger().flush().await;
         let now = self.clock.now_ms();
         let mut done = 0;
-        for call in self
+        for mut call in self
             .storage
             .calls_to_attribute(now - self.settle_ms, 500)
             .await?
@@ -184,6 +189,9 @@ impl Attributor {
                     channel = %a.channel,
                     "call attributed"
                 );
+                call.attribution = Some(a);
+                self.live
+                    .publish(&LiveEvent::from_row(LiveKind::Attributed, &call, now));
                 done += 1;
             }
         }
@@ -227,6 +235,8 @@ impl Attributor {
             }
             if self.storage.mark_completed(&call.id, now).await? {
                 completed += 1;
+                self.live
+                    .publish(&LiveEvent::from_row(LiveKind::Completed, &call, now));
             }
         }
         Ok(completed)

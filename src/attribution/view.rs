@@ -7,7 +7,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::from_micros;
-use crate::storage::{CLICK_ID_COLUMNS, CallAttribution, CallRow, ConversionRow, PageViewRow};
+use crate::storage::{
+    CLICK_ID_COLUMNS, CallAttribution, CallRow, ConversionRow, NewCall, PageViewRow,
+};
 use crate::time::{Millis, to_datetime};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -61,6 +63,20 @@ pub struct CallerView {
     pub country: Option<String>,
     /// True once the caller was erased (`DELETE /v1/callers/{e164}`).
     pub erased: bool,
+}
+
+impl CallerView {
+    pub fn of(c: &NewCall, erased: bool) -> Self {
+        Self {
+            number: c.caller_number.clone(),
+            name: c.caller_name.clone(),
+            city: c.caller_city.clone(),
+            state: c.caller_state.clone(),
+            zip: c.caller_zip.clone(),
+            country: c.caller_country.clone(),
+            erased,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -168,15 +184,7 @@ impl From<&CallRow> for CallView {
             provider: c.provider.clone(),
             provider_call_id: c.provider_call_id.clone(),
             tracking_number: c.tracking_number.clone(),
-            caller: CallerView {
-                number: c.caller_number.clone(),
-                name: c.caller_name.clone(),
-                city: c.caller_city.clone(),
-                state: c.caller_state.clone(),
-                zip: c.caller_zip.clone(),
-                country: c.caller_country.clone(),
-                erased: r.erased,
-            },
+            caller: CallerView::of(c, r.erased),
             status: c.status.clone(),
             outcome: r.outcome.clone(),
             started_at: to_datetime(c.started_at),

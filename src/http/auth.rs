@@ -1,5 +1,10 @@
 //! `Authorization: Bearer <api key>` → the caller's account. Every management handler takes
 //! an [`AuthedAccount`] and passes its id to storage, which scopes every query by it.
+//!
+//! Without the header, a GET or HEAD request may be authorised by the dashboard's session
+//! cookie (the dashboard's pages, the live feed, the reports it reads). Never any other
+//! method: a browser sends the cookie with requests other sites make it send (CSRF), so the
+//! cookie is not even looked at on a POST, PUT, PATCH or DELETE.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +15,8 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use secrecy::SecretString;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, session};
 use crate::domain::looks_like_api_key;
 use crate::storage::Account;
 
@@ -37,10 +42,25 @@ impl FromRequest for AuthedAccount {
             .headers()
             .get(AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned));
+        let cookie_token = match (&state, &header) {
+            (Some(state), None) if session::cookie_may_authorise(req.method()) => {
+                session::token_of(req, &state.settings)
+            }
+            _ => None,
+        };
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no app state")))?;
             let key = match header {
                 None => {
+                    if let Some(token) = cookie_token {
+                        return match session::account_of(&state, &token).await? {
+                            Some(account) => Ok(AuthedAccount(account)),
+                            None => Err(unauthorized(
+                                "invalid_session",
+                                "the dashboard session has expired or was signed out; sign in again at /dashboard",
+                            )),
+                        };
+                    }
                     return Err(unauthorized(
                         "missing_api_key",
                         "send your API key as `Authorization: Bearer <key>`",

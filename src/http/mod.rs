@@ -4,16 +4,19 @@ mod account;
 mod alerts;
 pub mod auth;
 mod calls;
+mod dashboard;
 mod dni;
 pub mod error;
 mod exports;
 mod health;
 pub mod json;
+mod live;
 mod metrics;
 pub mod openapi;
 mod pools;
 mod properties;
 mod reports;
+pub mod session;
 pub mod snippet;
 mod telephony;
 mod webhooks;
@@ -51,6 +54,8 @@ pub struct AppState {
     pub rollups: Arc<crate::reports::Rollups>,
     /// Alert rules: evaluated in the background (`alerts.evaluate_now()` runs a pass at once).
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Calls as they happen, for `GET /v1/properties/{id}/live` and the dashboard.
+    pub live: Arc<crate::live::LiveHub>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -101,7 +106,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(reports::get_cost_settings)
         .service(reports::put_cost_settings)
         .service(alerts::get_alerts)
-        .service(alerts::put_alerts);
+        .service(alerts::put_alerts)
+        .service(live::live_feed)
+        .service(dashboard::page)
+        .service(dashboard::sign_in)
+        .service(dashboard::sign_out)
+        .service(dashboard::asset);
 }
 
 pub use metrics::track as track_metrics;

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    account, alerts, calls, dni, error, exports, health, metrics, pools, properties, reports,
+    account, alerts, calls, dni, error, exports, health, live, metrics, pools, properties, reports,
     telephony, webhooks,
 };
 
@@ -32,6 +32,7 @@ use super::{
         calls::undo_conversion,
         calls::add_conversion_by_caller,
         calls::erase_caller,
+        live::live_feed,
         exports::google_ads,
         telephony::generic_call,
         account::get_telephony,

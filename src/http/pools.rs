@@ -285,7 +285,6 @@ pub async fn pool_health(
     pool_id: web::Path<String>,
     query: web::Query<HealthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    use crate::dni::advice::{erlang_b, peak_overlap, recommended_size};
     use crate::domain::FieldError;
 
     let target = query.target.unwrap_or(0.01);
@@ -301,6 +300,19 @@ pub async fn pool_health(
         .pool(account.id(), &pool_id)
         .await
         .map_err(not_found("pool"))?;
+    Ok(HttpResponse::Ok().json(health_of(&state, pool, target, window_hours).await?))
+}
+
+/// A pool's health over the last `window_hours`, sized for an exhaustion chance of `target`
+/// (the API's answer, and the dashboard's pool table).
+pub(super) async fn health_of(
+    state: &AppState,
+    pool: Pool,
+    target: f64,
+    window_hours: i64,
+) -> Result<PoolHealth, ApiError> {
+    use crate::dni::advice::{erlang_b, peak_overlap, recommended_size};
+
     state.dni.ledger().flush().await;
     let now = state.clock.now_ms();
     let from = now - window_hours * 3_600_000;
@@ -335,11 +347,15 @@ pub async fn pool_health(
             .iter()
             .map(|l| (l.started_at.max(from), l.ends_at.min(now))),
     );
-    Ok(HttpResponse::Ok().json(PoolHealth {
+    Ok(PoolHealth {
         pool: pool.id,
         numbers: live,
         leased_now,
-        utilisation: if live == 0 { 0.0 } else { leased_now as f64 / live as f64 },
+        utilisation: if live == 0 {
+            0.0
+        } else {
+            leased_now as f64 / live as f64
+        },
         peak_concurrent_leases: peak.max(leased_now),
         exhaustion_events: exhaustions,
         window_hours,
@@ -350,5 +366,5 @@ pub async fn pool_health(
         exhaustion_probability: erlang_b(live, load),
         recommended_size: recommended_size(load, target),
         formula: "Erlang B: B(0)=1, B(n)=A*B(n-1)/(n+A*B(n-1)); A = arrivals per minute x mean hold minutes; recommended = smallest n with B(n) <= target",
-    }))
+    })
 }

@@ -151,11 +151,7 @@ pub async fn get_property(
     account: AuthedAccount,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let property = state
-        .storage
-        .property(account.id(), &id)
-        .await
-        .map_err(not_found("property"))?;
+    let property = property_of(&state, &account, &id).await?;
     Ok(HttpResponse::Ok().json(PropertyView::new(property, &state)))
 }
 
@@ -222,6 +218,19 @@ pub async fn update_property(
 }
 
 /// Names the missing object in a 404, keeping every other error as it is.
+/// The account's property `id`; another account's answers 404, as one that does not exist.
+pub(super) async fn property_of(
+    state: &AppState,
+    account: &AuthedAccount,
+    id: &str,
+) -> Result<Property, ApiError> {
+    state
+        .storage
+        .property(account.id(), id)
+        .await
+        .map_err(not_found("property"))
+}
+
 pub(super) fn not_found(what: &'static str) -> impl Fn(StorageError) -> ApiError {
     move |e| match e {
         StorageError::NotFound => ApiError::not_found(what),

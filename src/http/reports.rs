@@ -11,11 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::AuthedAccount;
 use super::error::{ApiError, ErrorBody};
-use super::properties::not_found;
+use super::properties::{not_found, property_of};
 use crate::domain::{FieldError, from_micros, to_micros};
 use crate::reports::report::{self, Kind, MAX_DAYS};
 use crate::reports::{DayRange, Dimension, property_tz};
-use crate::storage::{AdCostRow, CostSettings, Property};
+use crate::storage::{AdCostRow, CostSettings};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -70,18 +70,6 @@ impl ReportQuery {
             csv,
         })
     }
-}
-
-async fn property_of(
-    state: &AppState,
-    account: &AuthedAccount,
-    id: &str,
-) -> Result<Property, ApiError> {
-    state
-        .storage
-        .property(account.id(), id)
-        .await
-        .map_err(not_found("property"))
 }
 
 async fn answer_report(

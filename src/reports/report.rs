@@ -190,7 +190,8 @@ pub async fn summarise(
     })
 }
 
-const WEEKDAYS: [&str; 7] = [
+/// Weekdays in report order (Monday first).
+pub const WEEKDAYS: [&str; 7] = [
     "Monday",
     "Tuesday",
     "Wednesday",

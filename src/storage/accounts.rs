@@ -52,14 +52,7 @@ impl Storage {
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(Account {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                created_at: to_datetime(r.try_get("created_at")?),
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(account_from_row).transpose()?)
     }
 
     /// The stored hashes of an account's keys (for tests and audits: never the keys themselves).
@@ -73,6 +66,15 @@ impl Storage {
             .map(|r| r.try_get("key_hash"))
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// An account from a row with its `id`, `name` and `created_at`.
+pub(super) fn account_from_row(r: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        created_at: to_datetime(r.try_get("created_at")?),
+    })
 }
 
 async fn insert_api_key(

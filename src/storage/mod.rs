@@ -8,6 +8,7 @@
 mod accounts;
 mod alerts;
 mod calls;
+mod dashboard;
 mod error;
 mod exports;
 mod ga4;

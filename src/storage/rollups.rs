@@ -397,6 +397,26 @@ impl Storage {
             .fetch_all(&self.pool)
             .await?)
     }
+
+    /// The rows of a statement about one dimension of a property's rollups over a range of
+    /// days: `$1` the property, `$2` the dimension, `$3` and `$4` the first and last day.
+    async fn dimension_range(
+        &self,
+        sql: String,
+        property_id: &str,
+        dimension: &str,
+        from_day: &str,
+        to_day: &str,
+    ) -> StorageResult<Vec<AnyRow>> {
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(property_id.to_owned())
+            .bind(dimension.to_owned())
+            .bind(from_day.to_owned())
+            .bind(to_day.to_owned())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Hours marked at least `settled_ms` ago (so a burst of writes is rebuilt once), oldest
     /// first.
     pub async fn dirty_marks(
@@ -676,12 +696,7 @@ impl Storage {
              WHERE property_id = $1 AND dimension = $2 AND day >= $3 AND day <= $4 \
              GROUP BY {group}, channel"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(property_id)
-            .bind(dimension)
-            .bind(from_day)
-            .bind(to_day)
-            .fetch_all(&self.pool)
+        self.dimension_range(sql, property_id, dimension, from_day, to_day)
             .await?
             .iter()
             .map(|r| {
@@ -695,6 +710,25 @@ impl Storage {
                     counters,
                 })
             })
+            .collect()
+    }
+
+    /// Calls (spam apart) per local day and value of one dimension, in `[from_day, to_day]`:
+    /// the dashboard's charts over time (`channel` by day, `hour` by day for the heat map).
+    pub async fn calls_by_day(
+        &self,
+        property_id: &str,
+        dimension: &str,
+        from_day: &str,
+        to_day: &str,
+    ) -> StorageResult<Vec<(String, String, i64)>> {
+        let sql = "SELECT day, value, CAST(SUM(calls) AS BIGINT) AS calls FROM call_rollups \
+             WHERE property_id = $1 AND dimension = $2 AND day >= $3 AND day <= $4 \
+             GROUP BY day, value ORDER BY day, value";
+        self.dimension_range(sql.to_owned(), property_id, dimension, from_day, to_day)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("day")?, r.try_get("value")?, r.try_get("calls")?)))
             .collect()
     }
 
@@ -715,12 +749,7 @@ impl Storage {
              WHERE property_id = $1 AND dimension = $2 AND prev_day < $3 \
              AND day >= $3 AND day <= $4 GROUP BY {group}"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(property_id)
-            .bind(dimension)
-            .bind(from_day)
-            .bind(to_day)
-            .fetch_all(&self.pool)
+        self.dimension_range(sql, property_id, dimension, from_day, to_day)
             .await?
             .iter()
             .map(|r| {
@@ -749,12 +778,7 @@ impl Storage {
             "SELECT {group} AS grp, CAST(SUM(sessions) AS BIGINT) AS sessions FROM session_rollups \
              WHERE property_id = $1 AND dimension = $2 AND day >= $3 AND day <= $4 GROUP BY {group}"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(property_id)
-            .bind(dimension)
-            .bind(from_day)
-            .bind(to_day)
-            .fetch_all(&self.pool)
+        self.dimension_range(sql, property_id, dimension, from_day, to_day)
             .await?
             .iter()
             .map(|r| Ok((r.try_get("grp")?, r.try_get("sessions")?)))

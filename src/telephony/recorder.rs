@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::spool::Spool;
 use crate::attribution::Attributor;
+use crate::live::{LiveEvent, LiveHub};
 use crate::storage::{CallEvent, NewCall, Storage};
 use crate::telemetry::Outage;
 use crate::time::SharedClock;
@@ -38,24 +39,31 @@ pub struct CallRecorder {
     spool: Arc<Spool<SpoolEntry>>,
     clock: SharedClock,
     wake: Notify,
+    live: Arc<LiveHub>,
 }
 
 impl CallRecorder {
-    pub fn open(dir: &Path, clock: SharedClock) -> std::io::Result<Self> {
+    pub fn open(dir: &Path, clock: SharedClock, live: Arc<LiveHub>) -> std::io::Result<Self> {
         Ok(Self {
             spool: Arc::new(Spool::open(dir)?),
             clock,
             wake: Notify::new(),
+            live,
         })
     }
 
-    /// Appends the event to the spool and waits for the disk (on a blocking thread).
+    /// Appends the event to the spool and waits for the disk (on a blocking thread), then tells
+    /// the live feed (from memory: the database is not on this path).
     pub async fn record(&self, event: CallEvent) -> std::io::Result<u64> {
+        let live = LiveEvent::from_call_event(&event, self.clock.now_ms());
         let spool = self.spool.clone();
         let seq = tokio::task::spawn_blocking(move || spool.append(&SpoolEntry::Event(event)))
             .await
             .map_err(std::io::Error::other)??;
         self.wake.notify_one();
+        if let Some(live) = live {
+            self.live.publish(&live);
+        }
         Ok(seq)
     }
 

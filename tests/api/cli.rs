@@ -253,6 +253,32 @@ async fn secrets_never_reach_the_logs() {
         .send()
         .await
         .unwrap();
+    // A dashboard sign-in: neither the key in the form nor the session token may be logged.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = crate::helpers::post_form(
+        &no_redirects,
+        &format!("{base}/dashboard/sign-in"),
+        &[("api_key", key.as_str())],
+    )
+    .send()
+    .await
+    .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    let page = client
+        .get(format!("{base}/dashboard"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
     terminate(&mut child);
     let output = child.wait_with_output().unwrap();
     let serve_log = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -266,6 +292,7 @@ async fn secrets_never_reach_the_logs() {
         "twilio-token-9926",
         key.as_str(),
         "wrong-key-that-is-still-secret",
+        token.as_str(),
     ] {
         assert!(
             !serve_log.contains(secret),
@@ -298,6 +325,24 @@ fn demo_sets_up_a_property_and_pools_through_the_api() {
         stdout.contains("<script async src=\"http://127.0.0.1:"),
         "{stdout}"
     );
+    // It ends with the channel report of the calls it placed, and where the dashboard is.
+    let report = stdout
+        .split("Channel report for today (3 demo calls")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no channel report: {stdout}"));
+    for channel in ["Paid Search", "Organic Search", "Paid Social", "Total"] {
+        let line = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(channel))
+            .unwrap_or_else(|| panic!("no {channel} row: {stdout}"));
+        let calls = if channel == "Total" { "3" } else { "1" };
+        assert_eq!(
+            line.split_whitespace().nth(channel.split(' ').count()),
+            Some(calls),
+            "{line}"
+        );
+    }
+    assert!(stdout.contains("/dashboard"), "{stdout}");
     // Run twice: the demo database is recreated, so numbers never collide.
     let again = run(
         switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])

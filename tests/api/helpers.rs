@@ -181,6 +181,8 @@ pub async fn start_app(
 impl TestApp {
     /// Stops this instance gracefully (its ledger is written out first).
     pub async fn stop(&self) {
+        // Open live feeds end first, as on SIGTERM.
+        self.state.live.close();
         self.handle.stop(true).await;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -557,6 +559,21 @@ impl Drop for DbProxy {
             task.abort();
         }
     }
+}
+
+/// A form POST as a browser sends one (reqwest's `form` needs a feature this crate leaves off).
+pub fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
 }
 
 /// Posts a Twilio webhook form to `base` + `path`, signed with `token` as Twilio signs it: over

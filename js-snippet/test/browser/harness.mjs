@@ -50,7 +50,7 @@ export function freePort() {
   });
 }
 
-async function json(method, url, body, apiKey) {
+export async function json(method, url, body, apiKey) {
   const res = await fetch(url, {
     method,
     headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
@@ -61,11 +61,16 @@ async function json(method, url, body, apiKey) {
   return JSON.parse(text);
 }
 
-/** Starts the service with a fresh database, with the US, UK and "other" properties. */
-async function startService() {
+/**
+ * Starts the service with a fresh database. By default with an account and the US, UK and "other"
+ * properties; `{ properties: false }` leaves the database empty, `env(base)` adds variables.
+ * `cli(...args)` runs the same binary on the same database and answers its stdout.
+ */
+export async function startService({ properties = true, env: extraEnv = () => ({}) } = {}) {
   const bin = resolve(process.env.SWITCHBOARD_BIN || join(ROOT, '..', 'target', 'debug', 'switchboard'));
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-snippet-'));
   const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
   // A clean environment: nothing from the developer's shell (a DATABASE_URL, REDIS_URL...) leaks in.
   const env = {
     PATH: process.env.PATH || '/usr/bin:/bin',
@@ -73,8 +78,8 @@ async function startService() {
     SWITCHBOARD_BIND: `127.0.0.1:${port}`,
     DATABASE_URL: `sqlite://${dir}/sb.db`,
     SWITCHBOARD_NEW_SESSIONS_PER_IP_PER_MINUTE: '100000',
+    ...extraEnv(base),
   };
-  const base = `http://127.0.0.1:${port}`;
   let log = '';
   const proc = spawn(bin, [], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (b) => (log += b));
@@ -108,8 +113,9 @@ async function startService() {
       if (Date.now() > deadline) throw new Error(`switchboard did not answer /health/ping within 60 s:\n${log}`);
       await delay(100);
     }
-    const { stdout } = await promisify(execFile)(bin, ['account', 'create', '--name', 'T', '--json'], { env, cwd: dir });
-    const apiKey = JSON.parse(stdout).api_key;
+    const cli = async (...args) => (await promisify(execFile)(bin, args, { env, cwd: dir })).stdout;
+    if (!properties) return { base, stop, log: () => log, cli };
+    const apiKey = JSON.parse(await cli('account', 'create', '--name', 'T', '--json')).api_key;
 
     const property = async (defaultNumber, domains, pool) => {
       const p = await json('POST', `${base}/v1/properties`, { name: 'T', domains, default_number: defaultNumber }, apiKey);
@@ -122,7 +128,7 @@ async function startService() {
       // Not this site's domain: the service answers 403 (without CORS headers).
       other: await property(US_DEFAULT, ['example.com'], ['+14155550199']),
     };
-    return { base, keys, stop, log: () => log };
+    return { base, keys, stop, log: () => log, cli };
   } catch (e) {
     await stop();
     throw e;
