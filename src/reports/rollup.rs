@@ -24,6 +24,9 @@ const REPEAT_WINDOW_MS: Millis = 7 * 24 * HOUR_MS;
 /// A previous call older than this (before the call's day) counts as none: reports span at
 /// most 366 days, so it is before any range the call is in.
 const PREVIOUS_CALL_DAYS: i64 = 366;
+/// After a rebuild of a day that was marked again meanwhile, the background waits this many
+/// times the rebuild's own duration before the next one.
+const REBUILD_DUTY: Millis = 10;
 /// Hours marked more recently than this wait for a later pass, so a burst is rebuilt once
 /// (reports rebuild what they read at once, whatever this says).
 const SETTLE_MS: Millis = 2_000;
@@ -290,12 +293,18 @@ impl Rollups {
                 ));
             }
         }
+        let started = std::time::Instant::now();
         for (property_id, kind, day) in &days {
             let tz = zones[property_id].expect("days only for known properties");
             self.rebuild_day(property_id, kind, tz, *day).await?;
         }
+        // A day marked again while it was rebuilt waits REBUILD_DUTY times as long as this
+        // pass took before the background rebuilds it again, so rebuilding a day that takes
+        // calls all day long stays a small share of the database's time (and of the disk the
+        // call spool syncs to). Reports rebuild what they read at once regardless.
+        let rearm = now + REBUILD_DUTY * started.elapsed().as_millis() as Millis;
         for mark in &marks {
-            self.storage.clear_dirty_mark(mark, now).await?;
+            self.storage.clear_dirty_mark(mark, rearm).await?;
         }
         Ok(days.len())
     }

@@ -458,9 +458,9 @@ impl Storage {
     }
 
     /// Removes a mark unless the hour was marked again since it was read; a mark that was
-    /// waits a whole settling time again (from `now`), so a day that takes calls all day long
-    /// is rebuilt once per settling time, not on every pass.
-    pub async fn clear_dirty_mark(&self, mark: &DirtyMark, now: Millis) -> StorageResult<()> {
+    /// waits a whole settling time again, counted from `rearm_at`, so a day that takes calls
+    /// all day long is not rebuilt on every pass.
+    pub async fn clear_dirty_mark(&self, mark: &DirtyMark, rearm_at: Millis) -> StorageResult<()> {
         sqlx::query(
             "DELETE FROM rollup_dirty WHERE property_id = $1 AND kind = $2 AND hour = $3 \
              AND version = $4",
@@ -475,7 +475,7 @@ impl Storage {
             "UPDATE rollup_dirty SET first_marked_at = $1 WHERE property_id = $2 AND kind = $3 \
              AND hour = $4 AND version <> $5",
         )
-        .bind(now)
+        .bind(rearm_at)
         .bind(&mark.property_id)
         .bind(&mark.kind)
         .bind(mark.hour)
