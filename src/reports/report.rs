@@ -116,23 +116,29 @@ pub async fn summarise(
             ..Default::default()
         });
     }
-    if dimension.has_sessions() {
+    // Every session has exactly one value under each dimension sessions have, so their sum is
+    // the total; only a calls-only dimension needs the total read apart.
+    let total_sessions: i64 = if dimension.has_sessions() {
+        let mut total = 0;
         for (value, n) in storage
             .session_sums(&property.id, stored, by_day, &from_s, &to_s)
             .await?
         {
+            total += n;
             rows.entry(label(value)).or_default().add(&RowSums {
                 sessions: Some(n),
                 ..Default::default()
             });
         }
-    }
-    let total_sessions: i64 = storage
-        .session_sums(&property.id, "channel", false, &from_s, &to_s)
-        .await?
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+        total
+    } else {
+        storage
+            .session_sums(&property.id, "channel", false, &from_s, &to_s)
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum()
+    };
 
     // Costs accrue for days that have begun.
     let today = local_day(tz, now);
