@@ -142,9 +142,7 @@ impl Storage {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
+        super::found(&done)?;
         Ok(())
     }
 

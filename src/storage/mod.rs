@@ -51,6 +51,15 @@ pub use webhooks::{
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// An UPDATE or DELETE scoped to an account that touched no row: the object is not there (or
+/// not this account's), which the API answers with 404.
+fn found(done: &sqlx::any::AnyQueryResult) -> StorageResult<()> {
+    if done.rows_affected() == 0 {
+        return Err(StorageError::NotFound);
+    }
+    Ok(())
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Which database sits behind the seam. Dialect branches switch on this, and only in `storage/`.

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::rollups::{mark_call, mark_neighbours};
-use super::{CallRow, Storage, StorageError, StorageResult, new_id};
+use super::{CallRow, Storage, StorageResult, new_id};
 use crate::domain::CallOutcome;
 use crate::time::Millis;
 
@@ -123,9 +123,7 @@ impl Storage {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
+        super::found(&done)?;
         // A call marked spam (or no longer) leaves (or rejoins) its caller's sequence of calls.
         mark_call(&mut tx, call_id, now).await?;
         mark_neighbours(&mut tx, call_id, now).await?;

@@ -122,9 +122,7 @@ impl Storage {
         .bind(account_id)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
+        super::found(&done)?;
         Ok(())
     }
 

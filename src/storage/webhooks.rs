@@ -219,9 +219,7 @@ impl Storage {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
+        super::found(&done)?;
         sqlx::query(
             "UPDATE webhook_deliveries SET failed_at = $1, last_error = 'endpoint deleted' \
              WHERE endpoint_id = $2 AND delivered_at IS NULL AND failed_at IS NULL",
