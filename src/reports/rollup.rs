@@ -236,15 +236,24 @@ pub fn session_rows(sessions: &[DaySession], tz: Tz) -> Vec<((&'static str, Stri
 pub struct Rollups {
     storage: Storage,
     clock: SharedClock,
+    /// One rebuild at a time on this instance: a report arriving while the background pass
+    /// rebuilds its day waits for it, then finds the mark gone, instead of rebuilding the day
+    /// a second time alongside it.
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl Rollups {
     pub fn new(storage: Storage, clock: SharedClock) -> Self {
-        Self { storage, clock }
+        Self {
+            storage,
+            clock,
+            rebuilding: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Rebuilds the days of hours marked a moment ago or earlier; returns how many days.
     pub async fn run_pass(&self) -> StorageResult<usize> {
+        let _one_at_a_time = self.rebuilding.lock().await;
         let marks = self
             .storage
             .dirty_marks(self.clock.now_ms() - SETTLE_MS, 500)
@@ -259,6 +268,7 @@ impl Rollups {
         from: Millis,
         to: Millis,
     ) -> StorageResult<usize> {
+        let _one_at_a_time = self.rebuilding.lock().await;
         let marks = self
             .storage
             .dirty_marks_of_property(property_id, from / HOUR_MS - 1, to / HOUR_MS + 1)
