@@ -40,7 +40,11 @@ pub struct CallRecorder {
     clock: SharedClock,
     wake: Notify,
     live: Arc<LiveHub>,
+    replaying: tokio::sync::Mutex<()>,
 }
+
+/// Spooled events stored per database transaction.
+const REPLAY_BATCH: usize = 1000;
 
 impl CallRecorder {
     pub fn open(dir: &Path, clock: SharedClock, live: Arc<LiveHub>) -> std::io::Result<Self> {
@@ -49,6 +53,7 @@ impl CallRecorder {
             clock,
             wake: Notify::new(),
             live,
+            replaying: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -67,23 +72,32 @@ impl CallRecorder {
         Ok(seq)
     }
 
-    /// Stores what the spool holds; returns how many records were stored.
+    /// Stores what the spool holds; returns how many records were stored. One replay at a time
+    /// (two would store the same records twice over, each waiting on the other's rows), in
+    /// transactions of at most `REPLAY_BATCH` records, each acknowledged as it commits: after
+    /// an outage the backlog reaches the database, and attribution, a batch at a time instead
+    /// of in one long transaction.
     pub async fn replay(&self, storage: &Storage) -> anyhow::Result<usize> {
+        let _one_at_a_time = self.replaying.lock().await;
         let spool = self.spool.clone();
         let pending = tokio::task::spawn_blocking(move || spool.pending()).await??;
-        let Some(last) = pending.last().map(|r| r.seq) else {
-            return Ok(0);
-        };
-        let events: Vec<(u64, CallEvent)> = pending
-            .into_iter()
-            .map(|r| (r.seq, r.event.into_event()))
-            .collect();
-        storage
-            .apply_call_events(&events, self.clock.now_ms())
-            .await?;
-        let spool = self.spool.clone();
-        tokio::task::spawn_blocking(move || spool.acknowledge(last)).await??;
-        Ok(events.len())
+        let mut stored = 0;
+        let mut pending = pending.into_iter().peekable();
+        while pending.peek().is_some() {
+            let events: Vec<(u64, CallEvent)> = pending
+                .by_ref()
+                .take(REPLAY_BATCH)
+                .map(|r| (r.seq, r.event.into_event()))
+                .collect();
+            let last = events.last().map_or(0, |(seq, _)| *seq);
+            storage
+                .apply_call_events(&events, self.clock.now_ms())
+                .await?;
+            let spool = self.spool.clone();
+            tokio::task::spawn_blocking(move || spool.acknowledge(last)).await??;
+            stored += events.len();
+        }
+        Ok(stored)
     }
 
     /// Replays whenever an event is recorded, and every second regardless (to retry after an
