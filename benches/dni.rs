@@ -67,17 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let connections = env_num("BENCH_CONNECTIONS", 32) as usize;
     let dir = tempfile::tempdir()?;
     let (database, database_url) = common::database(dir.path()).await?;
-    let redis = std::env::var("BENCH_REDIS_URL")
-        .ok()
-        .filter(|r| !r.is_empty());
-    let stack = format!(
-        "{database} + {}",
-        if redis.is_some() {
-            "Redis"
-        } else {
-            "in-process"
-        }
-    );
+    let (redis, stack) = common::lease_store(database);
     let mut pairs = vec![
         ("database_url", database_url.as_str()),
         ("new_sessions_per_ip_per_minute", "100000000"),

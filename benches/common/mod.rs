@@ -236,6 +236,21 @@ pub async fn database(dir: &std::path::Path) -> anyhow::Result<(&'static str, St
     }
 }
 
+/// The lease store the run uses: Redis at `BENCH_REDIS_URL` when set, else in-process. Returns
+/// the Redis URL and the stack's name (`PostgreSQL + Redis`).
+#[allow(dead_code)] // the call-webhook bench always runs in-process
+pub fn lease_store(database: &str) -> (Option<String>, String) {
+    let redis = std::env::var("BENCH_REDIS_URL")
+        .ok()
+        .filter(|r| !r.is_empty());
+    let store = if redis.is_some() {
+        "Redis"
+    } else {
+        "in-process"
+    };
+    (redis, format!("{database} + {store}"))
+}
+
 /// Starts the real server (the same `Application` as `switchboard serve`) on port 0 with
 /// these settings; returns its base URL and its state.
 pub async fn serve(

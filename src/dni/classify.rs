@@ -971,3 +971,152 @@ mod tests {
         }
     }
 }
+
+/// Fuzzing with proptest: arbitrary landing URLs, queries and referrers never panic, and what
+/// comes out is the stored form (lowercase, trimmed, re-groupable to the same channel).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Inputs per property; `BENCHMARKS.md` records the total.
+    const CASES: u32 = 2_000;
+
+    fn query_key() -> impl Strategy<Value = String> {
+        let mut known = vec![
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "UTM_Source",
+            " utm_medium ",
+        ];
+        known.extend(crate::storage::CLICK_ID_COLUMNS);
+        prop_oneof![
+            prop::sample::select(known).prop_map(str::to_owned),
+            ".{0,12}",
+        ]
+    }
+
+    fn query_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "google",
+                "CPC",
+                "facebook",
+                "paid_social",
+                "display",
+                "e-mail",
+                "spring_shop",
+                "PMax_Cross-Network",
+                "(direct)",
+                "%",
+                "%zz",
+                "%C3%28",
+                "+",
+                " ",
+                "",
+            ])
+            .prop_map(str::to_owned),
+            any::<String>(),
+        ]
+    }
+
+    /// A query string written raw (not encoded), so broken escapes and odd characters reach
+    /// the parser as a page could send them.
+    fn raw_query() -> impl Strategy<Value = String> {
+        prop::collection::vec((query_key(), query_value()), 0..6).prop_map(|pairs| {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(www\\.)?[a-z0-9-]{1,10}(\\.[a-z]{2,4}){1,2}\\.?",
+            prop::sample::select(vec![
+                "www.google.co.uk",
+                "t.co",
+                "m.facebook.com",
+                "mail.google.com",
+                "127.0.0.1",
+                "[::1]",
+                "xn--bcher-kva.de",
+                "co.uk",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn referrer() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            host().prop_map(|h| format!("https://{h}/path")),
+            any::<String>(),
+            "[a-z]{1,6}://.{0,30}",
+        ]
+    }
+
+    fn trimmed_non_empty(v: &Option<String>) -> bool {
+        v.as_deref().is_none_or(|v| !v.is_empty() && v.trim() == v)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_visit_classifies_into_the_stored_form(
+            landing_host in host(),
+            query in raw_query(),
+            referrer in referrer(),
+        ) {
+            let Ok(landing) = Url::parse(&format!("https://{landing_host}/p?{query}")) else {
+                return Ok(());
+            };
+            let referrer = parse_referrer(&referrer);
+            if let Some(r) = &referrer {
+                prop_assert!(r.host_str().is_some_and(|h| !h.is_empty()));
+            }
+            let c = classify(&landing, referrer.as_ref());
+            for value in [&c.source, &c.medium] {
+                prop_assert!(!value.is_empty());
+                prop_assert_eq!(value, &value.to_lowercase());
+            }
+            for v in [&c.campaign, &c.term, &c.content, &c.click_ids.gclid, &c.click_ids.fbclid] {
+                prop_assert!(trimmed_non_empty(v), "{:?}", v);
+            }
+            // Reports re-group stored values: they must land in the same channel.
+            prop_assert_eq!(channel_for(&c.source, &c.medium, c.campaign.as_deref()), c.channel);
+            prop_assert_eq!(Channel::parse(c.channel.as_str()), Some(c.channel));
+        }
+
+        #[test]
+        fn internal_navigation_without_tracking_is_direct(landing_host in host(), sub in "[a-z]{1,8}") {
+            let Ok(landing) = Url::parse(&format!("https://{landing_host}/")) else {
+                return Ok(());
+            };
+            let own = landing.host_str().unwrap_or_default().to_owned();
+            // A public suffix (`co.uk`) is nobody's site: its subdomains are other sites.
+            prop_assume!(!matches!(own.split('.').collect::<Vec<_>>().as_slice(),
+                [sld, tld] if tld.len() == 2 && SHORT_SLDS.contains(sld)));
+            let referrer = parse_referrer(&format!("https://{sub}.{own}/page"));
+            let c = classify(&landing, referrer.as_ref());
+            prop_assert_eq!((c.source.as_str(), c.channel), (DIRECT, Channel::Direct));
+        }
+
+        #[test]
+        fn host_helpers_take_any_text(a in prop_oneof![host(), any::<String>()], b in any::<String>()) {
+            let trimmed = a.trim_end_matches('.');
+            prop_assert!(trimmed.ends_with(registrable_domain(&a)));
+            prop_assert_eq!(same_site(&a, &b), same_site(&b, &a));
+            prop_assert_eq!(same_site(&a, &a), !trimmed.is_empty());
+            let _ = host_matches(&a, &b);
+            let _ = is_listed(&a.to_lowercase(), SEARCH_SITES);
+            let _ = Channel::parse(&b);
+        }
+    }
+}

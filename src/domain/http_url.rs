@@ -32,3 +32,27 @@ pub fn parse_http_url(field: &str, raw: &str) -> Result<Url, FieldError> {
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Any text parses or is refused; what is kept reads back as itself.
+        #[test]
+        fn a_kept_url_round_trips(
+            input in prop_oneof![
+                "(https?|ftp|javascript)://([a-z]{1,5}(:[a-z]{0,3})?@)?[a-zA-Z0-9.-]{0,12}(:[0-9]{0,6})?(/.{0,10})?",
+                any::<String>(),
+            ]
+        ) {
+            if let Ok(url) = parse_http_url("url", &input) {
+                prop_assert!(matches!(url.scheme(), "http" | "https"));
+                prop_assert_eq!(parse_http_url("url", url.as_str()), Ok(url.clone()));
+            }
+        }
+    }
+}

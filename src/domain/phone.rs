@@ -4,6 +4,9 @@ use serde::{Serialize, Serializer};
 
 use super::FieldError;
 
+/// E.164's limit on a number's digits, country code included (ITU-T E.164, 6.2.1).
+const MAX_E164_DIGITS: usize = 15;
+
 /// A valid phone number, held in E.164 (`+14155550100`).
 ///
 /// Parsing uses libphonenumber's metadata (the `phonenumber` crate), so national spellings,
@@ -41,6 +44,16 @@ impl PhoneNumber {
             ));
         }
         let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        // libphonenumber's metadata lets some national plans (Germany's) run past E.164's cap of
+        // 15 digits; such a number cannot be written in E.164, nor dialled through a carrier.
+        if e164.len() > 1 + MAX_E164_DIGITS {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "`{trimmed}` has more than {MAX_E164_DIGITS} digits, the most E.164 allows"
+                ),
+            ));
+        }
         Ok(Self(e164))
     }
 
@@ -110,6 +123,64 @@ mod tests {
         ] {
             let err = PhoneNumber::parse("forward_to", input).unwrap_err();
             assert_eq!(err.field, "forward_to", "{input}");
+        }
+    }
+
+    /// Found by fuzzing: libphonenumber calls this German number valid, and its "E.164" form
+    /// had 16 digits.
+    #[test]
+    fn numbers_longer_than_e164_allows_are_refused() {
+        let err = PhoneNumber::parse("n", "+4920100000000000").unwrap_err();
+        assert!(err.message.contains("15 digits"), "{}", err.message);
+        assert!(PhoneNumber::parse("n", "+492011234567").is_ok());
+    }
+}
+
+/// Fuzzing with proptest: libphonenumber's parser sees arbitrary text and plausible numbers.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Spellings a caller id or a form field could hold: `+`, `00`, digits, punctuation.
+    fn plausible() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(\\+|00|\\+\\+| \\+)?[0-9 ()./x-]{0,24}(ext\\.? ?[0-9]{0,5})?",
+            // Long digit runs, vanity letters, extensions, RFC 3966 and full-width digits.
+            "\\+[0-9]{0,40}",
+            "\\+[0-9]{1,3}[0-9A-Za-z -]{0,16}(;ext=[0-9]{0,6}|#[0-9]{0,4})?",
+            "(tel:)?\\+[0-9-]{0,20}(;[a-z-]{0,8}=[0-9a-z+.-]{0,10})?",
+            "[＋+][０-９0-9 ]{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn a_parsed_number_is_e164_and_parses_to_itself(
+            input in prop_oneof![plausible(), any::<String>()]
+        ) {
+            if let Ok(n) = PhoneNumber::parse("n", &input) {
+                let digits = n.as_str().strip_prefix('+');
+                prop_assert!(digits.is_some_and(|d| (2..=15).contains(&d.len())
+                    && d.bytes().all(|b| b.is_ascii_digit())), "{}", n.as_str());
+                prop_assert_eq!(PhoneNumber::parse("n", n.as_str()), Ok(n.clone()));
+            }
+        }
+
+        /// Every international spelling libphonenumber writes reads back as the same number.
+        #[test]
+        fn formatted_numbers_read_back(national in "[2-9][0-9]{9}", cc in prop::sample::select(vec![1u16, 44, 33, 49, 61, 81])) {
+            let Ok(n) = PhoneNumber::parse("n", &format!("+{cc}{national}")) else {
+                return Ok(());
+            };
+            let parsed = phonenumber::parse(None, n.as_str()).unwrap();
+            for mode in [phonenumber::Mode::International, phonenumber::Mode::Rfc3966] {
+                let written = parsed.format().mode(mode).to_string();
+                let written = written.strip_prefix("tel:").unwrap_or(&written);
+                prop_assert_eq!(PhoneNumber::parse("n", written), Ok(n.clone()), "{}", written);
+            }
         }
     }
 }

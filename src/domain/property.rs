@@ -23,7 +23,15 @@ impl Domain {
         }
         match url::Host::parse(&lowered) {
             Ok(url::Host::Domain(d)) if d.contains('.') || d == "localhost" => {
-                Ok(Self(d.trim_start_matches("www.").to_owned()))
+                // `www.` is dropped only while a name with a dot is left: `www.com` must not
+                // become `com`, which would cover every .com site.
+                let mut site = d.as_str();
+                while let Some(rest) = site.strip_prefix("www.")
+                    && rest.contains('.')
+                {
+                    site = rest;
+                }
+                Ok(Self(site.to_owned()))
             }
             Ok(url::Host::Ipv4(ip)) => Ok(Self(ip.to_string())),
             Ok(url::Host::Ipv6(ip)) => Ok(Self(format!("[{ip}]"))),
@@ -167,5 +175,47 @@ mod tests {
         }
         assert!(Domain::parse("d", "localhost").is_ok());
         assert!(Domain::parse("d", "127.0.0.1").is_ok());
+    }
+
+    /// Found by fuzzing: `www.` was stripped before the check for a dot, so `www.com` was
+    /// kept as `com` (allowing every .com page) and `WWW.-` as `-`, which does not parse again.
+    #[test]
+    fn www_is_dropped_only_from_a_name_that_keeps_a_dot() {
+        let d = Domain::parse("d", "www.com").unwrap();
+        assert_eq!(d.as_str(), "www.com");
+        assert!(!d.covers("evil.com"));
+        assert_eq!(Domain::parse("d", "WWW.-").unwrap().as_str(), "www.-");
+        let d = Domain::parse("d", "www.www.example.co.uk").unwrap();
+        assert_eq!(d.as_str(), "example.co.uk");
+        assert_eq!(Domain::parse("d", d.as_str()), Ok(d));
+    }
+}
+
+/// Fuzzing with proptest: any text parses or is refused without a panic, and a parsed domain
+/// is in its normal form (parsing it again gives it back) and covers itself.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn a_parsed_domain_is_its_own_normal_form(
+            input in prop_oneof![
+                "(WWW\\.|www\\.){0,3}[a-zA-Z0-9-]{0,10}(\\.[a-zA-Z]{1,4}){0,3}\\.?",
+                "\\[[0-9a-f:]{0,12}\\]",
+                "[0-9]{1,3}(\\.[0-9]{1,3}){0,4}",
+                any::<String>(),
+            ]
+        ) {
+            if let Ok(d) = Domain::parse("domains[0]", &input) {
+                prop_assert_eq!(Domain::parse("domains[0]", d.as_str()), Ok(d.clone()));
+                prop_assert!(d.covers(d.as_str()));
+                let sub = format!("shop.{}", d.as_str());
+                prop_assert!(d.covers(&sub));
+            }
+        }
     }
 }

@@ -24,10 +24,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<BodyLimit>>()
-            .map(|l| l.0)
-            .unwrap_or(64 * 1024);
+        let limit = body_limit(req);
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
@@ -51,19 +48,49 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     format!("send a JSON body (Content-Type: application/json), not {ct}"),
                 ));
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(&mut payload, limit).await?;
             parse(&body).map(ApiJson)
         })
     }
+}
+
+/// A raw body (a provider's form or signed JSON) read up to the app's `max_body_bytes`, so an
+/// oversized or unreadable one gets the API's JSON error rather than actix's plain-text one.
+pub struct ApiBody(pub web::Bytes);
+
+impl FromRequest for ApiBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = body_limit(req);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            read_limited(&mut payload, limit)
+                .await
+                .map(|b| ApiBody(b.freeze()))
+        })
+    }
+}
+
+fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<web::Data<BodyLimit>>()
+        .map_or(64 * 1024, |l| l.0)
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+async fn read_limited(payload: &mut Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 
 use super::AppState;
 use super::error::ApiError;
+use super::json::ApiBody;
 use crate::domain::{PhoneNumber, Whisper};
 use crate::storage::{CallEvent, RouteRow};
 use crate::telephony::twilio::{self, Callback, Params};
@@ -118,7 +119,7 @@ fn callback_url(state: &AppState, kind: &str, tracking_number: &str) -> String {
 pub async fn twilio_voice(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     let verified = verified_params(&state, &req, &body)?;
     let params = &verified.params;
@@ -221,7 +222,7 @@ struct TrackingQuery {
 pub async fn twilio_status(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     spool_callback(&state, &req, &body, Callback::Status).await?;
     Ok(twiml_response(twiml::empty()))
@@ -232,7 +233,7 @@ pub async fn twilio_status(
 pub async fn twilio_dial(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     // Even if the event cannot be kept, the caller must not be left on the line.
     if let Err(e) = spool_callback(&state, &req, &body, Callback::Dial).await
@@ -247,7 +248,7 @@ pub async fn twilio_dial(
 pub async fn twilio_recording(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     spool_callback(&state, &req, &body, Callback::Recording).await?;
     Ok(twiml_response(twiml::empty()))
@@ -265,7 +266,7 @@ struct WhisperQuery {
 pub async fn twilio_whisper(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     let verified = verified_params(&state, &req, &body)?;
     let call = web::Query::<WhisperQuery>::from_query(req.query_string())
@@ -345,7 +346,7 @@ pub struct RoutingAnswer {
 pub async fn generic_call(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     use crate::domain::CallerId;
     use crate::telephony::generic::{self, Addressed, GenericEvent};

@@ -224,3 +224,132 @@ mod tests {
         );
     }
 }
+
+/// Fuzzing with proptest: arbitrary bytes and arbitrary JSON in the event's shape never panic;
+/// an accepted event is in the call model's terms; the signature covers every byte.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::telephony::test_route as route;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const CASES: u32 = 2_000;
+
+    /// Any JSON value a field could be sent as.
+    fn json_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop::sample::select(vec![
+                "call.started",
+                "call.updated",
+                "twilio",
+                "Telnyx",
+                "in-progress",
+                "busy",
+                "+14155550100",
+                "+1 (415) 555-0111",
+                "2026-12-01T13:00:00Z",
+                "9999-12-31T23:59:59Z",
+                "https://rec.example/1",
+                "javascript:alert(1)",
+            ])
+            .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ]
+    }
+
+    fn event() -> impl Strategy<Value = Value> {
+        let fields = prop::sample::subsequence(
+            vec![
+                "event",
+                "provider",
+                "call_id",
+                "to",
+                "from",
+                "at",
+                "status",
+                "answered",
+                "answered_at",
+                "duration_s",
+                "talk_s",
+                "recording_url",
+                "recording_duration_s",
+                "sequence",
+            ],
+            0..=14,
+        );
+        (fields, prop::collection::vec(json_value(), 14)).prop_map(|(names, values)| {
+            let object: serde_json::Map<String, Value> = names
+                .into_iter()
+                .zip(values)
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect();
+            Value::Object(object)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_bytes_are_parsed_or_refused(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(e) = serde_json::from_slice::<GenericEvent>(&body) {
+                let _ = e.into_call_event(&route(), 0);
+            }
+            let _ = serde_json::from_slice::<Addressed>(&body);
+        }
+
+        #[test]
+        fn an_accepted_event_is_in_the_call_model(event in event()) {
+            let Ok(e) = serde_json::from_value::<GenericEvent>(event) else {
+                return Ok(());
+            };
+            let Ok(call_event) = e.into_call_event(&route(), 0) else {
+                return Ok(());
+            };
+            let call = match &call_event {
+                CallEvent::Started(c) => c,
+                CallEvent::Progress(p) => &p.call,
+            };
+            prop_assert!((1..=32).contains(&call.provider.len()));
+            prop_assert_eq!(&call.provider, &call.provider.to_ascii_lowercase());
+            prop_assert!(!call.provider_call_id.is_empty());
+            prop_assert!(CallStatus::parse(&call.status).is_some());
+            if let Some(n) = &call.caller_number {
+                prop_assert!(n.starts_with('+'));
+            }
+        }
+
+        #[test]
+        fn a_signature_covers_every_byte(
+            body in prop::collection::vec(any::<u8>(), 0..256),
+            at in any::<usize>(),
+            to in any::<u8>(),
+            in_header in any::<bool>(),
+        ) {
+            let signature = sign(b"secret", &body);
+            prop_assert!(verify(b"secret", &body, &signature));
+            if in_header {
+                let mut forged = signature.clone().into_bytes();
+                let i = at % forged.len();
+                prop_assume!(forged[i] != to);
+                forged[i] = to;
+                let forged = String::from_utf8_lossy(&forged).into_owned();
+                // Hex is read in either case: `A` for `a` is the same signature.
+                let same = forged.starts_with("sha256=") && forged.eq_ignore_ascii_case(&signature);
+                prop_assert_eq!(verify(b"secret", &body, &forged), same, "{}", forged);
+            } else {
+                prop_assume!(!body.is_empty());
+                let mut changed = body.clone();
+                let i = at % changed.len();
+                prop_assume!(changed[i] != to);
+                changed[i] = to;
+                prop_assert!(!verify(b"secret", &changed, &signature));
+            }
+        }
+    }
+}

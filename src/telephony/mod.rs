@@ -9,3 +9,16 @@ pub mod spool;
 pub mod twilio;
 pub mod twilio_signature;
 pub mod twiml;
+
+/// The route of a tracking number, for tests of turning webhooks into the call model.
+#[cfg(test)]
+pub(crate) fn test_route() -> crate::storage::RouteRow {
+    crate::storage::RouteRow {
+        number: "+18005550199".into(),
+        account_id: "a".into(),
+        property_id: "p".into(),
+        pool_id: "pool".into(),
+        forward_to: "+14155550100".into(),
+        settings: crate::domain::CallSettings::default(),
+    }
+}

@@ -198,7 +198,7 @@ pub fn progress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::CallSettings;
+    use crate::telephony::test_route as route;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
         Params(
@@ -207,17 +207,6 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         )
-    }
-
-    fn route() -> RouteRow {
-        RouteRow {
-            number: "+18005550199".into(),
-            account_id: "a".into(),
-            property_id: "p".into(),
-            pool_id: "pool".into(),
-            forward_to: "+14155550100".into(),
-            settings: CallSettings::default(),
-        }
     }
 
     #[test]
@@ -272,5 +261,108 @@ mod tests {
         ]);
         let e = progress(Callback::Recording, &p, None, None, 1).unwrap();
         assert_eq!(e.recording_duration_s, Some(42));
+    }
+}
+
+/// Fuzzing with proptest: whatever bytes arrive as a webhook's form, reading them and turning
+/// them into the call model never panics, and a caller's number is E.164 or absent.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::telephony::test_route as route;
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &[
+        "CallSid",
+        "ParentCallSid",
+        "AccountSid",
+        "From",
+        "To",
+        "CallStatus",
+        "DialCallStatus",
+        "CallDuration",
+        "DialCallDuration",
+        "SequenceNumber",
+        "Timestamp",
+        "RecordingStatus",
+        "RecordingUrl",
+        "RecordingDuration",
+        "FromCity",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "in-progress",
+                "completed",
+                "no-answer",
+                "ringing",
+                "+14155550100",
+                "+266696687",
+                "anonymous",
+                "-9223372036854775808",
+                "99999999999999999999",
+                "Mon, 16 Aug 2010 03:45:01 +0000",
+                "Mon, 16 Aug 99999 03:45:01 +9999",
+                " ",
+            ])
+            .prop_map(str::to_owned),
+            any::<String>(),
+        ]
+    }
+
+    fn params() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(
+            (
+                prop_oneof![
+                    prop::sample::select(NAMES).prop_map(str::to_owned),
+                    ".{0,8}"
+                ],
+                value(),
+            ),
+            0..12,
+        )
+    }
+
+    fn read_everything(p: &Params) {
+        let route = route();
+        let _ = started_call(p, &route, 0);
+        for kind in [Callback::Status, Callback::Dial, Callback::Recording] {
+            let _ = progress(kind, p, Some(&route), Some("a"), 0);
+            let _ = progress(kind, p, None, None, 0);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        #[test]
+        fn any_bytes_read_as_a_form_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let p = Params(url::form_urlencoded::parse(&body).into_owned().collect());
+            read_everything(&p);
+        }
+
+        #[test]
+        fn any_parameters_turn_into_the_call_model(pairs in params()) {
+            let p = Params(pairs);
+            read_everything(&p);
+            let call = started_call(&p, &route(), 0);
+            prop_assert!(CallStatus::parse(&call.status).is_some());
+            if let Some(n) = &call.caller_number {
+                let again = PhoneNumber::parse("From", n).map(|n| n.to_string());
+                prop_assert_eq!(again.as_ref(), Ok(n));
+            }
+        }
+
+        /// What Twilio encodes is what the service reads, byte for byte.
+        #[test]
+        fn a_form_round_trips(pairs in params()) {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            let read: Vec<(String, String)> =
+                url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            prop_assert_eq!(read, pairs);
+        }
     }
 }

@@ -204,3 +204,127 @@ mod tests {
         ));
     }
 }
+
+/// Fuzzing with proptest: a signature made the way Twilio makes it verifies, and any one-byte
+/// change to what it covers, or to the signature itself, is refused.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOKEN: &[u8] = b"12345678901234567890123456789012";
+    const CASES: u32 = 1_000;
+
+    /// Parameters with distinct names, as Twilio sends them.
+    fn params() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::btree_map("[A-Za-z]{1,12}", ".{0,16}", 0..10)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    fn url() -> impl Strategy<Value = String> {
+        "https://[a-z]{1,10}\\.example(/[a-z0-9]{0,8}){1,3}(\\?[a-z]=[a-z0-9]{0,4})?"
+    }
+
+    /// The text a signature covers once the form is read: names sorted, each value once,
+    /// sorted, every name and value written one after another with nothing between them.
+    fn covered(params: &[(String, String)]) -> String {
+        let mut p = params.to_vec();
+        p.sort();
+        p.dedup();
+        p.into_iter().map(|(k, v)| k + &v).collect()
+    }
+
+    fn change_one_byte(s: &str, at: usize, to: u8) -> Option<String> {
+        let mut bytes = s.as_bytes().to_vec();
+        let i = at % bytes.len().max(1);
+        let slot = bytes.get_mut(i)?;
+        if *slot == to {
+            return None;
+        }
+        *slot = to;
+        String::from_utf8(bytes).ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn a_signature_covers_every_byte(
+            url in url(),
+            params in params(),
+            at in any::<usize>(),
+            to in any::<u8>(),
+            which in 0..3u8,
+        ) {
+            let signature = compute(TOKEN, &url, &params);
+            prop_assert!(verify(TOKEN, &url, &params, &signature));
+            match which {
+                0 => {
+                    if let Some(forged) = change_one_byte(&signature, at, to) {
+                        prop_assert!(!verify(TOKEN, &url, &params, &forged), "{}", forged);
+                    }
+                }
+                1 => {
+                    if let Some(other) = change_one_byte(&url, at, to) {
+                        prop_assert!(!verify(TOKEN, &other, &params, &signature), "{}", other);
+                    }
+                }
+                _ => {
+                    // One byte of one name or value.
+                    let flat: Vec<&String> = params.iter().flat_map(|(k, v)| [k, v]).collect();
+                    if flat.iter().all(|s| s.is_empty()) {
+                        return Ok(());
+                    }
+                    let nonempty: Vec<usize> =
+                        (0..flat.len()).filter(|&i| !flat[i].is_empty()).collect();
+                    let field = nonempty[at % nonempty.len()];
+                    let Some(changed) = change_one_byte(flat[field], at / 7, to) else {
+                        return Ok(());
+                    };
+                    let mut other = params.clone();
+                    let (k, v) = &mut other[field / 2];
+                    *if field.is_multiple_of(2) { k } else { v } = changed;
+                    prop_assert!(!verify(TOKEN, &url, &other, &signature), "{:?}", other);
+                }
+            }
+        }
+
+        /// One byte changed anywhere in the raw form body: refused, unless the form still
+        /// reads as the same signed text. That happens: `+` and a raw space both mean a space,
+        /// and since Twilio's scheme writes names and values with no separator, `A=B` and
+        /// `A&B` sign the same (an empty `A` and an empty `B`).
+        #[test]
+        fn a_changed_body_is_refused_unless_it_reads_the_same(
+            url in url(),
+            params in params(),
+            at in any::<usize>(),
+            to in any::<u8>(),
+        ) {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish()
+                .into_bytes();
+            prop_assume!(!body.is_empty());
+            let signature = compute(TOKEN, &url, &params);
+            let mut changed = body.clone();
+            let i = at % changed.len();
+            prop_assume!(changed[i] != to);
+            changed[i] = to;
+            let read: Vec<(String, String)> =
+                url::form_urlencoded::parse(&changed).into_owned().collect();
+            prop_assert_eq!(
+                verify(TOKEN, &url, &read, &signature),
+                covered(&read) == covered(&params)
+            );
+        }
+
+        #[test]
+        fn any_text_as_url_or_signature_is_only_refused(
+            url in any::<String>(),
+            signature in any::<String>(),
+            params in params(),
+        ) {
+            prop_assert!(!verify(TOKEN, &url, &params, &signature));
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod helpers;
 
 mod alerts;
 mod bad_input;
+mod bad_input_volume;
 mod calls;
 mod cli;
 mod dashboard;

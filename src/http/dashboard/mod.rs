@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::json::ApiBody;
 use super::session;
 use crate::domain::looks_like_api_key;
 use crate::reports::report::MAX_DAYS;
@@ -212,7 +213,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 pub async fn sign_in(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     if !same_origin(&req) {
         return Ok(cross_site());
