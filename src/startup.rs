@@ -79,8 +79,8 @@ impl Application {
                 settings.migrate_on_start,
             )))
         };
-        let leases = match &settings.redis_url {
-            Some(url) => LeaseStore::redis(url).context("REDIS_URL")?,
+        let leases = match &settings.redis() {
+            Some(redis) => LeaseStore::redis(redis).context("REDIS_URL")?,
             None => LeaseStore::in_process(),
         };
         leases.connect_early().await;
@@ -147,8 +147,8 @@ impl Application {
             })
         };
         // With Redis, live call events are relayed to every instance's subscribers.
-        let live = Arc::new(match &settings.redis_url {
-            Some(url) => LiveHub::with_redis(url).await.context("REDIS_URL")?,
+        let live = Arc::new(match &settings.redis() {
+            Some(redis) => LiveHub::with_redis(redis).await.context("REDIS_URL")?,
             None => LiveHub::in_process(),
         });
         let calls = Arc::new(
