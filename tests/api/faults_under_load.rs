@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::cli::free_port;
 use crate::fleet::{
-    Driver, Instance, Mix, Outcome, Site, eventually, prepared_database, serve, sigkill,
-    wait_until_routed,
+    Driver, Instance, Mix, Outcome, Site, eventually, prepared_database, serve, sessions_recovered,
+    sigkill, wait_until_routed,
 };
 use crate::helpers::{Backend, DbProxy, redis_url, test_db};
 use switchboard::storage::Storage;
@@ -99,6 +99,10 @@ async fn a_killed_instance_under_load_loses_and_doubles_nothing_acknowledged() {
     assert!(
         outcome.record.refused > 0,
         "the load reached the killed instance"
+    );
+    println!(
+        "sessions the killed instance never wrote, recovered from Redis: {}",
+        sessions_recovered(dir.path())
     );
     outcome.assert_nothing_lost(&site);
 }

@@ -85,6 +85,30 @@ pub async fn serve(
     instance
 }
 
+/// How many sessions the instances logging in `dir` recovered from the lease store.
+pub fn sessions_recovered(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| l.contains("recovered from the lease store"))
+        {
+            // Text logs colour their fields: `sessions`, escapes, `=`, escapes, the count.
+            let mut parts = line.split('\x1b');
+            let mut plain = parts.next().unwrap_or_default().to_owned();
+            for part in parts {
+                plain.push_str(part.split_once('m').map_or(part, |(_, rest)| rest));
+            }
+            total += plain
+                .split_once("sessions=")
+                .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
 /// SIGKILL (no shutdown code runs), and wait until the process is gone.
 pub fn sigkill(mut instance: Instance) {
     instance.child.kill().unwrap();
@@ -610,8 +634,8 @@ fn print_figures(name: &str, record: &Record, calls: &CallFigures, held_for: Dur
     println!(
         "{name}: sent {} requests, acknowledged {}, refused {} ({} 5xx), load held {:.0} req/s \
          over {:.1} s; sessions {} ({} shown the default number while degraded), calls \
-         acknowledged {}, recorded {}; lost: {} calls, {} leases; doubled: {} calls; \
-         misattributed: {}; slowest page view {:?}, slowest call {:?}",
+         acknowledged {}, recorded {} ({} not acknowledged); lost: {} calls, {} leases; \
+         doubled: {} calls; misattributed: {}; slowest page view {:?}, slowest call {:?}",
         record.sent,
         record.acknowledged,
         record.refused,
@@ -622,6 +646,7 @@ fn print_figures(name: &str, record: &Record, calls: &CallFigures, held_for: Dur
         record.degraded_views,
         record.calls.len(),
         calls.recorded,
+        calls.unacknowledged_recorded,
         calls.lost.len(),
         record.leases_lost.len(),
         calls.doubled.len(),
