@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use super::lease_store::StoredSession;
 use super::service::{Dni, Meta};
 use crate::storage::{LeaseRow, LedgerBatch, SessionRow};
@@ -31,55 +33,87 @@ impl Dni {
     /// Writes the sessions the store first held in `[from, to]` that the database lacks;
     /// returns how many. Several instances may do this at once: the writes are idempotent.
     pub async fn recover_lost_sessions(&self, from: Millis, to: Millis) -> anyhow::Result<usize> {
-        let mut recovered = 0;
-        for (bucket, account_id, property_id, is_pool) in self.storage.lease_buckets().await? {
-            let mut since = from;
-            loop {
-                let stored = self
+        let buckets = self.storage.lease_buckets().await?;
+        // One small read per bucket, a few at a time (a cluster cannot pipeline across slots).
+        let listed: Vec<_> = futures_util::stream::iter(buckets)
+            .map(|bucket| async move {
+                let created = self
                     .leases()
-                    .created_between(&bucket, since, to, PAGE)
+                    .created_between(&bucket.0, from, to, PAGE)
+                    .await;
+                (bucket, created)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut recovered = 0;
+        for ((bucket, account_id, property_id, is_pool), created) in listed {
+            let mut created = created?;
+            loop {
+                recovered += self
+                    .recover_from(&bucket, &account_id, &property_id, is_pool, &created)
                     .await?;
-                let full = stored.len() == PAGE;
-                let last = stored.last().map(|s| s.created_at);
-                let ids: Vec<String> = stored.iter().map(|s| s.session_id.clone()).collect();
-                let missing = self.storage.sessions_missing(&ids).await?;
-                let mut batch = LedgerBatch::default();
-                for s in stored.iter().filter(|s| missing.contains(&s.session_id)) {
-                    let Some(row) = session_row(s, &account_id, &property_id, is_pool) else {
-                        continue;
-                    };
-                    if is_pool && let Some(l) = &s.lease {
-                        batch.leases.push(LeaseRow {
-                            pool_id: bucket.clone(),
-                            number: l.number.clone(),
-                            session_id: s.session_id.clone(),
-                            started_at: l.started_at,
-                            last_seen_at: s.last_seen_at,
-                            ends_at: l.ends_at,
-                            shared: l.shared,
-                        });
-                    }
-                    batch.sessions.push(row);
-                }
-                if !batch.sessions.is_empty() {
-                    recovered += batch.sessions.len();
-                    tracing::warn!(
-                        bucket,
-                        sessions = batch.sessions.len(),
-                        "sessions the database never received (an instance died before writing \
-                         them) recovered from the lease store"
-                    );
-                    self.storage.write_ledger(&batch).await?;
-                }
                 // Sessions first held in the same millisecond as the page's last are read
                 // again on the next page: harmless, and a page can never stall on them.
-                match last {
-                    Some(at) if full && at > since => since = at,
+                match created.last() {
+                    Some(&(_, at)) if created.len() == PAGE && at > created[0].1 => {
+                        created = self.leases().created_between(&bucket, at, to, PAGE).await?;
+                    }
                     _ => break,
                 }
             }
         }
         Ok(recovered)
+    }
+
+    /// Of these sessions, writes those the database lacks; returns how many.
+    async fn recover_from(
+        &self,
+        bucket: &str,
+        account_id: &str,
+        property_id: &str,
+        is_pool: bool,
+        created: &[(String, Millis)],
+    ) -> anyhow::Result<usize> {
+        let ids: Vec<String> = created.iter().map(|(sid, _)| sid.clone()).collect();
+        let missing = self.storage.sessions_missing(&ids).await?;
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let lost: Vec<(String, Millis)> = created
+            .iter()
+            .filter(|(sid, _)| missing.contains(sid))
+            .cloned()
+            .collect();
+        let mut batch = LedgerBatch::default();
+        for s in self.leases().stored_sessions(bucket, &lost).await? {
+            let Some(row) = session_row(&s, account_id, property_id, is_pool) else {
+                continue;
+            };
+            if is_pool && let Some(l) = &s.lease {
+                batch.leases.push(LeaseRow {
+                    pool_id: bucket.to_owned(),
+                    number: l.number.clone(),
+                    session_id: s.session_id.clone(),
+                    started_at: l.started_at,
+                    last_seen_at: s.last_seen_at,
+                    ends_at: l.ends_at,
+                    shared: l.shared,
+                });
+            }
+            batch.sessions.push(row);
+        }
+        if batch.sessions.is_empty() {
+            return Ok(0);
+        }
+        tracing::warn!(
+            bucket,
+            sessions = batch.sessions.len(),
+            "sessions the database never received (an instance died before writing them) \
+             recovered from the lease store"
+        );
+        self.storage.write_ledger(&batch).await?;
+        Ok(batch.sessions.len())
     }
 }
 

@@ -275,17 +275,30 @@ impl InProcessStore {
         from: Millis,
         to: Millis,
         limit: usize,
-    ) -> Vec<StoredSession> {
+    ) -> Vec<(String, Millis)> {
         let bucket = self.bucket(bucket);
         let b = bucket.lock().expect("lock");
         b.created
             .between(from, to)
             .take(limit)
+            .map(|(sid, at)| (sid.to_owned(), at))
+            .collect()
+    }
+
+    pub fn stored_sessions(
+        &self,
+        bucket: &str,
+        created: &[(String, Millis)],
+    ) -> Vec<StoredSession> {
+        let bucket = self.bucket(bucket);
+        let b = bucket.lock().expect("lock");
+        created
+            .iter()
             .filter_map(|(sid, at)| {
                 StoredSession::of(
-                    sid.to_owned(),
-                    at,
-                    b.seen.score(sid).unwrap_or(at),
+                    sid.clone(),
+                    *at,
+                    b.seen.score(sid).unwrap_or(*at),
                     b.state.get(sid)?,
                     b.meta.get(sid)?.clone(),
                 )

@@ -243,18 +243,31 @@ impl LeaseStore {
         }
     }
 
-    /// Sessions the store first held within `[from, to]` (at most `limit`, earliest first),
-    /// with what it remembers of them.
+    /// The sessions the store first held within `[from, to]` (at most `limit`, earliest
+    /// first), with when.
     pub async fn created_between(
         &self,
         bucket: &str,
         from: Millis,
         to: Millis,
         limit: usize,
-    ) -> Result<Vec<StoredSession>, LeaseStoreError> {
+    ) -> Result<Vec<(String, Millis)>, LeaseStoreError> {
         match &self.backend {
             Backend::InProcess(s) => Ok(s.created_between(bucket, from, to, limit)),
             Backend::Redis(r) => r.created_between(bucket, from, to, limit).await,
+        }
+    }
+
+    /// What the store remembers of these sessions (as `created_between` listed them); a
+    /// session it has forgotten since is left out.
+    pub async fn stored_sessions(
+        &self,
+        bucket: &str,
+        created: &[(String, Millis)],
+    ) -> Result<Vec<StoredSession>, LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => Ok(s.stored_sessions(bucket, created)),
+            Backend::Redis(r) => r.stored_sessions(bucket, created).await,
         }
     }
 

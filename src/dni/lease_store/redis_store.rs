@@ -200,11 +200,10 @@ impl RedisStore {
         from: Millis,
         to: Millis,
         limit: usize,
-    ) -> Result<Vec<StoredSession>, LeaseStoreError> {
+    ) -> Result<Vec<(String, Millis)>, LeaseStoreError> {
         let mut conn = self.connection().await?;
-        let k = keys(bucket);
-        let created: Vec<(String, Millis)> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&k[8])
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(&keys(bucket)[8])
             .arg(from)
             .arg(to)
             .arg("WITHSCORES")
@@ -213,10 +212,19 @@ impl RedisStore {
             .arg(limit)
             .query_async(&mut conn)
             .await
-            .map_err(LeaseStoreError::Unavailable)?;
+            .map_err(LeaseStoreError::Unavailable)
+    }
+
+    pub async fn stored_sessions(
+        &self,
+        bucket: &str,
+        created: &[(String, Millis)],
+    ) -> Result<Vec<StoredSession>, LeaseStoreError> {
         if created.is_empty() {
             return Ok(Vec::new());
         }
+        let mut conn = self.connection().await?;
+        let k = keys(bucket);
         let sids: Vec<&str> = created.iter().map(|(sid, _)| sid.as_str()).collect();
         // One slot (the bucket's), so one pipeline on a cluster too.
         type Texts = Vec<Option<String>>;
@@ -234,10 +242,16 @@ impl RedisStore {
             .await
             .map_err(LeaseStoreError::Unavailable)?;
         Ok(created
-            .into_iter()
+            .iter()
             .zip(states.into_iter().zip(metas).zip(seen))
             .filter_map(|((sid, at), ((state, meta), seen))| {
-                StoredSession::of(sid, at, seen.unwrap_or(at), state.as_deref()?, meta?)
+                StoredSession::of(
+                    sid.clone(),
+                    *at,
+                    seen.unwrap_or(*at),
+                    state.as_deref()?,
+                    meta?,
+                )
             })
             .collect())
     }

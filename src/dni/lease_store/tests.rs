@@ -452,7 +452,12 @@ async fn sessions_are_listed_by_when_the_store_first_held_them(store: Arc<LeaseS
     visit(&store, &b, "s2", Mode::Exclusive, T0 + MIN).await;
     // A later page view of s1 changes its last activity, not when it was first held.
     visit(&store, &b, "s1", Mode::Exclusive, T0 + 2 * MIN).await;
-    let listed = store.created_between(&b, T0, T0 + MIN, 10).await.unwrap();
+    let created = store.created_between(&b, T0, T0 + MIN, 10).await.unwrap();
+    assert_eq!(
+        created,
+        [("s1".to_owned(), T0), ("s2".to_owned(), T0 + MIN)]
+    );
+    let listed = store.stored_sessions(&b, &created).await.unwrap();
     let ids: Vec<&str> = listed.iter().map(|s| s.session_id.as_str()).collect();
     assert_eq!(ids, ["s1", "s2"]);
     let s1 = &listed[0];
@@ -474,8 +479,7 @@ async fn sessions_are_listed_by_when_the_store_first_held_them(store: Arc<LeaseS
         .created_between(&b, T0 + 1, T0 + MIN, 10)
         .await
         .unwrap();
-    assert_eq!(later.len(), 1);
-    assert_eq!(later[0].session_id, "s2");
+    assert_eq!(later, [("s2".to_owned(), T0 + MIN)]);
     assert_eq!(
         store
             .created_between(&b, T0, T0 + MIN, 1)
@@ -484,10 +488,14 @@ async fn sessions_are_listed_by_when_the_store_first_held_them(store: Arc<LeaseS
             .len(),
         1
     );
+    // A session the store has forgotten is left out.
+    let gone = [("never".to_owned(), T0)];
+    assert!(store.stored_sessions(&b, &gone).await.unwrap().is_empty());
     // A static bucket's sessions hold no lease.
     let p = bucket();
     visit(&store, &p, "v", Mode::Static, T0).await;
-    let listed = store.created_between(&p, T0, T0, 10).await.unwrap();
+    let created = store.created_between(&p, T0, T0, 10).await.unwrap();
+    let listed = store.stored_sessions(&p, &created).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].lease, None);
 }
