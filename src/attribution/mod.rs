@@ -11,6 +11,8 @@ pub mod view;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rand::seq::SliceRandom;
+
 use crate::dni::classify::Channel;
 use crate::dni::lease_store::LeaseStore;
 use crate::dni::service::Dni;
@@ -177,11 +179,18 @@ impl Attributor {
         self.dni.ledger().flush().await;
         let now = self.clock.now_ms();
         let mut done = 0;
-        for mut call in self
+        let mut waiting = self
             .storage
             .calls_to_attribute(now - self.settle_ms, 500)
-            .await?
-        {
+            .await?;
+        // Every instance reads the same backlog: each works through it in its own order and
+        // skips what another has attributed meanwhile, so the instances share it instead of
+        // each attributing every call (an answer depends on the lease history, not the order).
+        waiting.shuffle(&mut rand::rng());
+        for mut call in waiting {
+            if !self.storage.awaits_attribution(&call.id).await? {
+                continue;
+            }
             if let Some(a) = self.attribute(&call, now).await? {
                 self.storage.store_attribution(&call, &a, now).await?;
                 tracing::info!(

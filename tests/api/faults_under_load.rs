@@ -163,10 +163,14 @@ async fn with_redis_stopped_under_load_pages_show_the_default_number_and_calls_r
         async || OwnRedis::start(PORT).await,
     )
     .await;
-    // Every page view was answered, within the snippet's 2 s timeout, and every call routed.
+    // Every page view was answered, and every call routed. The snippet gives up after 2 s; on
+    // a machine busy with other work every request may take that long, so the bound is also
+    // relative: Redis being away may cost a page view its timeouts (1 s) over the slowest call
+    // webhook of the same run, which never waits on Redis.
     let record = &outcome.record;
     assert_eq!(record.refused, 0, "{record:?}");
-    assert!(record.slowest_view < Duration::from_secs(2), "{record:?}");
+    let bound = Duration::from_secs(2).max(record.slowest_call + Duration::from_secs(1));
+    assert!(record.slowest_view < bound, "{record:?}");
     assert_eq!(record.calls_not_routed, 0);
     assert!(record.degraded_views > 0, "the load saw the outage");
     outcome.assert_nothing_lost(&site);

@@ -214,6 +214,9 @@ impl Site {
     }
 }
 
+/// Calls a run makes at least (it goes on past its duration for them).
+pub const MIN_CALLS: usize = 20;
+
 /// A call acknowledged with TwiML that forwards it, and the session that truly held the number.
 #[derive(Debug, Clone)]
 pub struct AckedCall {
@@ -294,14 +297,21 @@ impl Driver {
         })
     }
 
-    /// `workers` concurrent clients for `duration`; returns once they stop.
+    /// `workers` concurrent clients for `duration`, and on (up to three times as long) until
+    /// `MIN_CALLS` calls were acknowledged: a machine busy with other work still gives a test
+    /// enough calls to check.
     pub async fn run(self: &Arc<Self>, workers: usize, duration: Duration, mix: Mix) {
-        let until = Instant::now() + duration;
+        let (until, at_most) = (Instant::now() + duration, Instant::now() + 3 * duration);
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
                 let driver = self.clone();
                 tokio::spawn(async move {
-                    while Instant::now() < until {
+                    loop {
+                        let now = Instant::now();
+                        let few = driver.with_record(|r| r.calls.len() < MIN_CALLS);
+                        if now >= at_most || now >= until && !few {
+                            break;
+                        }
                         driver.step(mix).await;
                     }
                 })
@@ -480,7 +490,9 @@ impl Driver {
 /// exactly once and attributed, `exact`, to the session that held its number. Returns
 /// (calls recorded, doubled, lost, wrongly attributed).
 async fn check_calls(direct: &Storage, site: &Site, calls: &[AckedCall]) -> CallFigures {
-    let deadline = Instant::now() + Duration::from_secs(25);
+    // Generous: a machine busy with other work attributes slowly (speed is measured in
+    // benches/); this waits for the answers, not for a time.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rows = direct.calls_of_property(&site.property_id).await;
         let (recorded, attributed) = rows.as_ref().map_or((0, 0), |rows| {
@@ -625,7 +637,10 @@ impl Outcome {
             "sessions lost: {:?}",
             self.sessions
         );
-        assert!(record.calls.len() >= 20, "too little load: {record:?}");
+        assert!(
+            record.calls.len() >= MIN_CALLS,
+            "too little load: {record:?}"
+        );
     }
 }
 
