@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+use crate::redis_client::RedisEndpoint;
 use crate::storage::{Backend, redact_url};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db";
@@ -34,6 +35,8 @@ struct RawSettings {
     database_max_connections: u32,
     #[serde(default, deserialize_with = "lenient_opt_string")]
     redis_url: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    redis_cluster_urls: Vec<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
     geoip_db: Option<String>,
     #[serde(default, deserialize_with = "string_or_list")]
@@ -60,6 +63,7 @@ impl Default for RawSettings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             database_max_connections: 10,
             redis_url: None,
+            redis_cluster_urls: Vec::new(),
             geoip_db: None,
             trusted_proxies: Vec::new(),
             twilio_auth_token: None,
@@ -91,6 +95,8 @@ pub struct Settings {
     pub database_url: SecretString,
     pub database_max_connections: u32,
     pub redis_url: Option<SecretString>,
+    /// Nodes of a Redis Cluster, instead of `redis_url` (the rest of the nodes are discovered).
+    pub redis_cluster_urls: Vec<SecretString>,
     pub geoip_db: Option<PathBuf>,
     pub trusted_proxies: Vec<IpNet>,
     pub twilio_auth_token: Option<SecretString>,
@@ -164,6 +170,17 @@ impl Settings {
             }
         })?;
         raw.check()
+    }
+
+    /// The shared Redis, if any: one server or a cluster.
+    pub fn redis(&self) -> Option<RedisEndpoint> {
+        match &self.redis_url {
+            Some(url) => Some(RedisEndpoint::Single(url.clone())),
+            None if !self.redis_cluster_urls.is_empty() => {
+                Some(RedisEndpoint::Cluster(self.redis_cluster_urls.clone()))
+            }
+            None => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -253,6 +270,31 @@ impl RawSettings {
             }
             None => None,
         };
+        let mut redis_cluster_urls = Vec::new();
+        for url in self
+            .redis_cluster_urls
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "redis_cluster_urls",
+                    format!(
+                        "`{}` must start with redis:// or rediss://",
+                        redact_url(url)
+                    ),
+                ));
+            }
+            redis_cluster_urls.push(SecretString::from(url.to_owned()));
+        }
+        if redis_url.is_some() && !redis_cluster_urls.is_empty() {
+            return Err(invalid(
+                "redis_cluster_urls",
+                "set either REDIS_URL (one server) or SWITCHBOARD_REDIS_CLUSTER_URLS (a cluster), \
+                 not both",
+            ));
+        }
 
         let mut trusted_proxies = Vec::new();
         for entry in self
@@ -314,6 +356,7 @@ impl RawSettings {
             database_url: SecretString::from(database_url),
             database_max_connections,
             redis_url,
+            redis_cluster_urls,
             geoip_db: self
                 .geoip_db
                 .map(|s| s.trim().to_owned())
@@ -407,6 +450,11 @@ mod tests {
             ),
             ("database_url", "mysql://x", "DATABASE_URL"),
             ("redis_url", "http://x", "REDIS_URL"),
+            (
+                "redis_cluster_urls",
+                "redis://a:7000,http://b:7001",
+                "SWITCHBOARD_REDIS_CLUSTER_URLS",
+            ),
             ("log_format", "xml", "SWITCHBOARD_LOG_FORMAT"),
         ];
         for (key, value, variable) in cases {
@@ -447,6 +495,30 @@ mod tests {
             !s.migrate_on_start,
             "postgres migrates with `switchboard migrate`"
         );
+    }
+
+    #[test]
+    fn redis_is_one_server_or_a_cluster_never_both() {
+        let s = Settings::from_pairs([(
+            "redis_cluster_urls",
+            "redis://:pw@10.0.0.1:7000, redis://10.0.0.2:7001",
+        )])
+        .unwrap();
+        match s.redis() {
+            Some(RedisEndpoint::Cluster(urls)) => assert_eq!(urls.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{s:?}").contains(":pw@"));
+        let both = Settings::from_pairs([
+            ("redis_url", "redis://a:6379"),
+            ("redis_cluster_urls", "redis://b:7000"),
+        ])
+        .unwrap_err();
+        assert!(
+            both.to_string().contains("SWITCHBOARD_REDIS_CLUSTER_URLS"),
+            "{both}"
+        );
+        assert!(Settings::from_pairs([]).unwrap().redis().is_none());
     }
 
     #[test]

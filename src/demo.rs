@@ -32,6 +32,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     }
     settings.database_url = SecretString::from(format!("sqlite://{}", args.db_file.display()));
     settings.redis_url = None;
+    settings.redis_cluster_urls.clear();
     settings.migrate_on_start = true;
     let app = Application::build_with_clock(settings, Arc::new(SystemClock)).await?;
     let base = format!("http://127.0.0.1:{}", app.port());

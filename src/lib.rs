@@ -13,6 +13,7 @@ pub mod domain;
 pub mod geo;
 pub mod http;
 pub mod live;
+pub mod redis_client;
 pub mod reports;
 pub mod startup;
 pub mod storage;

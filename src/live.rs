@@ -5,7 +5,8 @@
 //! are spooled, attribution and completion as the background pass stores them. Each instance
 //! hands an event to its own subscribers at once (a broadcast channel per property that has
 //! subscribers). With Redis, every event is also relayed over one pub/sub channel, so that the
-//! subscribers of every instance see the calls that reached another one. It is a feed, not a
+//! subscribers of every instance see the calls that reached another one (on a Redis Cluster too:
+//! classic pub/sub reaches every node). It is a feed, not a
 //! log: the calls API is the record, and an event that cannot be relayed (Redis down, a slow
 //! subscriber) is dropped rather than held up or retried.
 
@@ -15,13 +16,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::attribution::view::{AttributionView, CallerView};
 use crate::domain::CallStatus;
+use crate::redis_client::{Limits, RedisClient, RedisConnection, RedisEndpoint};
 use crate::storage::{CallEvent, CallRow};
 use crate::time::{Millis, to_datetime};
 
@@ -236,8 +237,8 @@ impl LiveHub {
     /// Relayed through Redis pub/sub to every instance. Waits (briefly) for the subscription,
     /// so an instance that serves already hears the others; Redis down is not an error here:
     /// the relay keeps trying in the background.
-    pub async fn with_redis(url: &SecretString) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url.expose_secret())?;
+    pub async fn with_redis(endpoint: &RedisEndpoint) -> Result<Self, redis::RedisError> {
+        let client = RedisClient::open(endpoint, Limits::default())?;
         let mut hub = Self::in_process();
         let (tx, rx) = mpsc::channel(RELAY_QUEUE);
         hub.relay = Some(tx);
@@ -301,16 +302,19 @@ fn relayed(origin: &str, topics: &Topics, payload: &str) {
 
 /// Listens on the relay channel, reconnecting with a backoff while Redis is away.
 async fn listen(
-    client: redis::Client,
+    client: RedisClient,
     origin: String,
     topics: Arc<Topics>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(500);
-    loop {
+    // On a cluster, each attempt tries the next node given, from a random one (so instances
+    // spread their subscriptions over the nodes).
+    let first: usize = rand::random_range(0..1024);
+    for attempt in first.. {
         let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = client.pubsub_client(attempt).get_async_pubsub().await?;
             pubsub.subscribe(CHANNEL).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
@@ -340,19 +344,15 @@ async fn listen(
 
 /// Publishes queued events; drops them while Redis is away (a connection is tried at most once
 /// a second, so a dead Redis costs the queue nothing but the drops).
-async fn publish(client: redis::Client, mut queue: mpsc::Receiver<String>) {
-    let mut conn: Option<redis::aio::ConnectionManager> = None;
+async fn publish(client: RedisClient, mut queue: mpsc::Receiver<String>) {
+    let mut conn: Option<RedisConnection> = None;
     let mut failed_at: Option<tokio::time::Instant> = None;
     while let Some(message) = queue.recv().await {
         if conn.is_none() {
             if failed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
                 continue;
             }
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_millis(500)))
-                .set_response_timeout(Some(Duration::from_millis(500)))
-                .set_number_of_retries(1);
-            match redis::aio::ConnectionManager::new_with_config(client.clone(), config).await {
+            match client.connect(Limits::default()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(error = %e, "live feed: Redis unavailable; events not relayed");

@@ -20,6 +20,9 @@ use crate::config::Settings;
 use crate::dni::lease_store::LeaseStore;
 use crate::dni::ledger::FLUSH_EVERY as LEDGER_FLUSH_EVERY;
 use crate::dni::ledger::{Ledger, LedgerTask};
+use crate::dni::recovery::{
+    GRACE_MS as RECOVERY_GRACE_MS, LOOK_BACK_MS as RECOVERY_LOOK_BACK_MS, RECOVER_EVERY,
+};
 use crate::dni::service::Dni;
 use crate::geo::Geo;
 use crate::http::json::BodyLimit;
@@ -46,6 +49,8 @@ pub struct Application {
     webhook_worker: tokio::task::JoinHandle<()>,
     rollup_worker: tokio::task::JoinHandle<()>,
     alert_worker: tokio::task::JoinHandle<()>,
+    /// With a shared lease store: recovers sessions a dead instance never wrote.
+    recoverer: Option<tokio::task::JoinHandle<()>>,
     /// Checks the schema once a database that was down at start answers.
     schema_check: Option<tokio::task::JoinHandle<()>>,
 }
@@ -79,8 +84,8 @@ impl Application {
                 settings.migrate_on_start,
             )))
         };
-        let leases = match &settings.redis_url {
-            Some(url) => LeaseStore::redis(url).context("REDIS_URL")?,
+        let leases = match &settings.redis() {
+            Some(redis) => LeaseStore::redis(redis).context("REDIS_URL")?,
             None => LeaseStore::in_process(),
         };
         leases.connect_early().await;
@@ -124,6 +129,8 @@ impl Application {
                 }
             })
         };
+        let recoverer = (leases.backend_name() == "redis")
+            .then(|| tokio::spawn(recover_lost_sessions(dni.clone(), clock.clone())));
         // Calls are routed from memory: load the table now, then keep it fresh in the background.
         let routes = Arc::new(RoutingTable::with_snapshot(
             settings.spool_dir.join(ROUTES_SNAPSHOT),
@@ -147,8 +154,8 @@ impl Application {
             })
         };
         // With Redis, live call events are relayed to every instance's subscribers.
-        let live = Arc::new(match &settings.redis_url {
-            Some(url) => LiveHub::with_redis(url).await.context("REDIS_URL")?,
+        let live = Arc::new(match &settings.redis() {
+            Some(redis) => LiveHub::with_redis(redis).await.context("REDIS_URL")?,
             None => LiveHub::in_process(),
         });
         let calls = Arc::new(
@@ -220,6 +227,7 @@ impl Application {
             webhook_worker,
             rollup_worker,
             alert_worker,
+            recoverer,
             schema_check,
         })
     }
@@ -260,8 +268,8 @@ impl Application {
         self.rollup_worker.abort();
         // An alert's state change and its event are one transaction: a pass cut short is redone.
         self.alert_worker.abort();
-        if let Some(check) = &self.schema_check {
-            check.abort();
+        for task in self.schema_check.iter().chain(&self.recoverer) {
+            task.abort();
         }
         if let Err(e) = self.state.calls.replay(&self.state.storage).await {
             tracing::warn!(
@@ -274,6 +282,25 @@ impl Application {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ledger_task.finish()).await;
         tracing::info!("switchboard stopped");
         result
+    }
+}
+
+/// Every `RECOVER_EVERY`, the sessions first held since the last look (up to `GRACE_MS` ago)
+/// that the database lacks are written from the lease store (`dni::recovery`).
+async fn recover_lost_sessions(dni: Arc<Dni>, clock: SharedClock) {
+    let mut done_to = clock.now_ms() - RECOVERY_LOOK_BACK_MS;
+    let mut every = tokio::time::interval(RECOVER_EVERY);
+    loop {
+        every.tick().await;
+        let to = clock.now_ms() - RECOVERY_GRACE_MS;
+        if to <= done_to {
+            continue;
+        }
+        match dni.recover_lost_sessions(done_to, to).await {
+            Ok(_) => done_to = to,
+            // The database or Redis is away: the same range is looked at again next time.
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "lost sessions not looked for"),
+        }
     }
 }
 

@@ -8,7 +8,10 @@
 
 pub mod view;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use rand::seq::SliceRandom;
 
 use crate::dni::classify::Channel;
 use crate::dni::lease_store::LeaseStore;
@@ -147,8 +150,8 @@ pub struct Attributor {
     live: Arc<LiveHub>,
 }
 
-/// How long a lease the store knows of may stay missing from the ledger before the call is
-/// attributed without it (an instance that died before writing it).
+/// How long a holder's session may stay missing from the database before the call is attributed
+/// without it (an instance that died before writing it, and no lease store to recover it from).
 const WAIT_FOR_LEDGER_MS: Millis = 60_000;
 
 impl Attributor {
@@ -176,11 +179,18 @@ impl Attributor {
         self.dni.ledger().flush().await;
         let now = self.clock.now_ms();
         let mut done = 0;
-        for mut call in self
+        let mut waiting = self
             .storage
             .calls_to_attribute(now - self.settle_ms, 500)
-            .await?
-        {
+            .await?;
+        // Every instance reads the same backlog: each works through it in its own order and
+        // skips what another has attributed meanwhile, so the instances share it instead of
+        // each attributing every call (an answer depends on the lease history, not the order).
+        waiting.shuffle(&mut rand::rng());
+        for mut call in waiting {
+            if !self.storage.awaits_attribution(&call.id).await? {
+                continue;
+            }
             if let Some(a) = self.attribute(&call, now).await? {
                 self.storage.store_attribution(&call, &a, now).await?;
                 tracing::info!(
@@ -316,14 +326,8 @@ impl Attributor {
         match self.leases.holders(pool_id, number, at).await {
             Ok(live) => {
                 for sid in live {
-                    if ids.contains(&sid) {
-                        continue;
-                    }
-                    if self.storage.session(&sid).await?.is_some() {
+                    if !ids.contains(&sid) {
                         ids.push(sid);
-                    } else if now - at < self.settle_ms + WAIT_FOR_LEDGER_MS {
-                        // The lease is not in the ledger yet: wait for it.
-                        return Ok(None);
                     }
                 }
             }
@@ -331,8 +335,21 @@ impl Attributor {
                 tracing::debug!(error = %e, "lease store not consulted; the ledger alone decides");
             }
         }
-        let mut holders = Vec::with_capacity(ids.len());
+        // A holder whose session row is missing: its instance's ledger has not written it yet,
+        // or the instance died first and another recovers it from the lease store. Wait for it
+        // (a lease row can come first: another instance's page view of the session writes one).
+        let mut sessions = HashMap::with_capacity(ids.len());
         for sid in ids {
+            match self.storage.session(&sid).await? {
+                Some(row) => {
+                    sessions.insert(sid, row);
+                }
+                None if now - at < self.settle_ms + WAIT_FOR_LEDGER_MS => return Ok(None),
+                None => {}
+            }
+        }
+        let mut holders = Vec::with_capacity(sessions.len());
+        for sid in sessions.keys().cloned() {
             let last_active = self.storage.last_page_view_by(&sid, at).await?.unwrap_or(0);
             holders.push(Holder {
                 session_id: sid,
@@ -348,13 +365,15 @@ impl Attributor {
             None
         };
         let verdict = decide(holders, last_ended, at, window_ms);
-        let mut a = match &verdict.session_id {
-            Some(sid) => match self.storage.session(sid).await? {
-                Some(s) => from_session(&s),
-                None => unattributed(),
+        let chosen = match &verdict.session_id {
+            Some(sid) => match sessions.remove(sid) {
+                Some(s) => Some(s),
+                // The last lease that ended: its session was not read above.
+                None => self.storage.session(sid).await?,
             },
-            None => unattributed(),
+            None => None,
         };
+        let mut a = chosen.as_ref().map_or_else(unattributed, from_session);
         a.confidence = verdict.confidence.as_str().to_owned();
         a.candidates = verdict.others;
         Ok(Some(a))
@@ -381,7 +400,8 @@ fn from_session(s: &SessionRow) -> CallAttribution {
         campaign: s.campaign.clone(),
         term: s.term.clone(),
         content: s.content.clone(),
-        landing_url: Some(s.landing_url.clone()),
+        // Empty for a session recovered from the lease store (its landing page was lost).
+        landing_url: (!s.landing_url.is_empty()).then(|| s.landing_url.clone()),
         referrer: s.referrer.clone(),
         click_ids: s.click_ids.clone(),
         visitor_city: s.visitor_city.clone(),

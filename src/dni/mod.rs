@@ -8,4 +8,5 @@ pub mod client_ip;
 pub mod directory;
 pub mod lease_store;
 pub mod ledger;
+pub mod recovery;
 pub mod service;

@@ -95,19 +95,19 @@ pub enum VisitError {
 
 /// What the lease store remembers about a session besides its lease.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Meta {
-    p: String,
+pub(super) struct Meta {
+    pub(super) p: String,
     #[serde(default)]
-    pool: Option<String>,
-    ch: String,
-    src: String,
-    med: String,
+    pub(super) pool: Option<String>,
+    pub(super) ch: String,
+    pub(super) src: String,
+    pub(super) med: String,
     #[serde(default)]
-    cmp: Option<String>,
+    pub(super) cmp: Option<String>,
 }
 
 pub struct Dni {
-    storage: Storage,
+    pub(super) storage: Storage,
     leases: Arc<LeaseStore>,
     directory: Directory,
     ledger: Ledger,

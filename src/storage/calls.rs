@@ -288,6 +288,16 @@ impl Storage {
             .collect()
     }
 
+    /// Whether a call still waits for its attribution (another instance may have stored it
+    /// since this one read it).
+    pub async fn awaits_attribution(&self, call_id: &str) -> StorageResult<bool> {
+        let waiting = sqlx::query("SELECT id FROM calls WHERE id = $1 AND confidence IS NULL")
+            .bind(call_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(waiting.is_some())
+    }
+
     /// Stores a call's attribution and recomputes which of the caller's calls is their first
     /// (a replay can bring an earlier call after a later one).
     pub async fn store_attribution(

@@ -225,7 +225,82 @@ pub(super) fn i(v: i64) -> Arg {
     Arg::Int(Some(v))
 }
 
+/// A session written twice: by its instance's ledger, and (when that instance died before
+/// writing it) recovered from the lease store with what the store knew, `landing_url` left
+/// empty. A recovered row never overwrites a row; a ledger row fills in a recovered one.
+static SESSION_CONFLICT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let latest = ["last_seen_at", "page_views", "number", "assignment"].map(|c| {
+        format!("{c} = CASE WHEN excluded.landing_url = '' THEN sessions.{c} ELSE excluded.{c} END")
+    });
+    let described = [
+        "landing_url",
+        "referrer",
+        "term",
+        "content",
+        "visitor_city",
+        "visitor_region",
+        "visitor_country",
+        "first_seen_at",
+    ]
+    .iter()
+    .chain(CLICK_ID_COLUMNS.iter())
+    .map(|c| {
+        format!("{c} = CASE WHEN sessions.landing_url = '' THEN excluded.{c} ELSE sessions.{c} END")
+    });
+    let sets: Vec<String> = latest
+        .into_iter()
+        .chain(described)
+        .chain(["ga_client_id = COALESCE(sessions.ga_client_id, excluded.ga_client_id)".into()])
+        .collect();
+    format!("ON CONFLICT (id) DO UPDATE SET {}", sets.join(", "))
+});
+
 impl Storage {
+    /// The lease store's buckets: (bucket id, account, property, whether it is a session pool).
+    pub async fn lease_buckets(&self) -> StorageResult<Vec<(String, String, String, bool)>> {
+        sqlx::query(
+            "SELECT id, account_id, property_id, 1 AS pool FROM pools WHERE kind = 'session' \
+             UNION ALL SELECT id, account_id, id, 0 AS pool FROM properties",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("account_id")?,
+                r.try_get("property_id")?,
+                r.try_get::<i64, _>("pool")? == 1,
+            ))
+        })
+        .collect()
+    }
+
+    /// Of these session ids, those the database has no row for.
+    pub async fn sessions_missing(&self, ids: &[String]) -> StorageResult<Vec<String>> {
+        let mut missing = Vec::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            // Only placeholders are interpolated; every id is bound.
+            let sql = format!(
+                "SELECT id FROM sessions WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let found: std::collections::HashSet<String> = query
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            missing.extend(chunk.iter().filter(|id| !found.contains(*id)).cloned());
+        }
+        Ok(missing)
+    }
+
     pub async fn write_ledger(&self, batch: &LedgerBatch) -> StorageResult<()> {
         if batch.is_empty() {
             return Ok(());
@@ -292,10 +367,7 @@ impl Storage {
                  visitor_country, ga_client_id, page_views, first_seen_at, last_seen_at)",
                 28,
                 rows,
-                "ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
-                 page_views = excluded.page_views, number = excluded.number, \
-                 assignment = excluded.assignment, \
-                 ga_client_id = COALESCE(sessions.ga_client_id, excluded.ga_client_id)",
+                &SESSION_CONFLICT,
             )
             .await?;
         }

@@ -387,3 +387,147 @@ async fn a_pool_that_cannot_be_loaded_keeps_the_returning_session() {
         "the default number until the pool loads"
     );
 }
+
+/// A session the lease store holds but the database never received (its instance died before
+/// the ledger wrote it) is recovered from the store: its channel, lease and page views, with an
+/// empty landing page that a late ledger row fills in, and never over a row the ledger wrote.
+mod a_session_its_instance_never_wrote_is_recovered_from_the_lease_store {
+    use crate::helpers::{Backend, redis_url, spawn_app_with};
+
+    #[tokio::test]
+    async fn sqlite() {
+        let Some(redis) = redis_url() else { return };
+        let app = spawn_app_with(Backend::Sqlite, &[("redis_url", &redis)]).await;
+        super::recovered_from_the_lease_store(app.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(redis) = redis_url() else { return };
+        if let Some(app) = spawn_app_with(Backend::Postgres, &[("redis_url", &redis)]).await {
+            super::recovered_from_the_lease_store(app).await;
+        }
+    }
+}
+
+async fn recovered_from_the_lease_store(app: TestApp) {
+    use switchboard::dni::lease_store::{Mode, NewSession, Touch, TouchOutcome};
+    use switchboard::dni::recovery::GRACE_MS;
+    use switchboard::storage::LedgerBatch;
+
+    let p = app.create_property(&app.api_key).await;
+    let (pid, key) = (p["id"].as_str().unwrap(), p["public_key"].as_str().unwrap());
+    let pool = app
+        .pool_with(
+            pid,
+            json!({"name": "All", "kind": "session", "exhaustion": "default", "numbers": numbers(960, 3)}),
+        )
+        .await;
+    let pool_id = pool["id"].as_str().unwrap();
+    // A visitor the ledger wrote (it loads the pool into the store).
+    let written = app.new_visitor(key, "https://www.acme.example/").await;
+    let written_sid = written["session"].as_str().unwrap().to_owned();
+    app.flush_ledger().await;
+
+    // What a dying instance got as far as: the store's step, not the ledger's write.
+    let sid = format!("{}.{}", pool_id.replace('-', ""), "L".repeat(22));
+    let meta = json!({"p": pid, "pool": pool_id, "ch": "Paid Search", "src": "google",
+                      "med": "cpc", "cmp": "spring"})
+    .to_string();
+    let t0 = app.clock_now();
+    let touched = app
+        .state
+        .leases
+        .touch(&Touch {
+            bucket: pool_id,
+            session_id: &sid,
+            mode: Mode::Exclusive,
+            lease_ms: 30 * 60_000,
+            now: t0,
+            new_session: Some(NewSession {
+                meta: &meta,
+                previous: None,
+                page_views: 0,
+            }),
+            retention_ms: 2 * 60 * 60_000,
+            page_view: true,
+        })
+        .await
+        .unwrap();
+    let TouchOutcome::Touched(touched) = touched else {
+        panic!("{touched:?}")
+    };
+    let switchboard::dni::lease_store::LeaseResult::Held(lease) = touched.lease else {
+        panic!("a lease")
+    };
+    assert!(app.storage.session(&sid).await.unwrap().is_none());
+
+    // Not before the grace period: a live instance's ledger may still be on its way.
+    let dni = &app.state.dni;
+    dni.recover_lost_sessions(t0 - 1, app.clock_now() - GRACE_MS)
+        .await
+        .unwrap();
+    assert!(app.storage.session(&sid).await.unwrap().is_none());
+    app.clock.advance_ms(GRACE_MS + 1_000);
+    dni.recover_lost_sessions(t0 - 1, app.clock_now() - GRACE_MS)
+        .await
+        .unwrap();
+    let (row, last_lease) = app
+        .storage
+        .session_with_last_lease(&sid)
+        .await
+        .unwrap()
+        .expect("recovered");
+    assert_eq!(
+        (
+            row.channel.as_str(),
+            row.source.as_str(),
+            row.medium.as_str()
+        ),
+        ("Paid Search", "google", "cpc")
+    );
+    assert_eq!(row.campaign.as_deref(), Some("spring"));
+    assert_eq!(row.number.as_deref(), Some(lease.number.as_str()));
+    assert_eq!((row.assignment.as_str(), row.page_views), ("lease", 1));
+    assert_eq!(row.landing_url, "", "what only the ledger knew is lost");
+    let last_lease = last_lease.expect("its lease");
+    assert_eq!(
+        (last_lease.number, last_lease.ends_at),
+        (lease.number.clone(), lease.ends_at)
+    );
+    // Nothing else was touched, and a second look finds nothing to do.
+    let again = dni
+        .recover_lost_sessions(t0 - 1, app.clock_now() - GRACE_MS)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let kept = app.storage.session(&written_sid).await.unwrap().unwrap();
+    assert_eq!(kept.landing_url, "https://www.acme.example/");
+
+    // A ledger row that arrives late fills in what the recovery could not know...
+    let mut late = row.clone();
+    late.landing_url = "https://www.acme.example/spring?gclid=abc".into();
+    late.click_ids[0] = Some("abc".into());
+    app.storage
+        .write_ledger(&LedgerBatch {
+            sessions: vec![late.clone()],
+            ..LedgerBatch::default()
+        })
+        .await
+        .unwrap();
+    let filled = app.storage.session(&sid).await.unwrap().unwrap();
+    assert_eq!(filled.landing_url, late.landing_url);
+    assert_eq!(filled.click_ids[0].as_deref(), Some("abc"));
+    // ...and a recovered row never overwrites one the ledger wrote.
+    let mut stale = row;
+    stale.page_views = 0;
+    stale.last_seen_at = 0;
+    app.storage
+        .write_ledger(&LedgerBatch {
+            sessions: vec![stale],
+            ..LedgerBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.storage.session(&sid).await.unwrap().unwrap(), filled);
+}

@@ -4,7 +4,6 @@
 //! exactly once.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -12,15 +11,13 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use switchboard::storage::{CallRow, PoolSettings, Storage};
 
-use crate::cli::{free_port, switchboard, terminate, wait_until_up};
-use crate::helpers::{Backend, DbProxy, post_signed_twilio, property_body, start_app, test_db};
+use crate::cli::terminate;
+use crate::fleet::{
+    FORWARD_TO, Instance, PUBLIC, TOKEN, VOICE, create_property, eventually, sigkill,
+};
+use crate::helpers::{Backend, DbProxy, post_signed_twilio, start_app, test_db};
 
-const PUBLIC: &str = "https://calls.example.com";
-const TOKEN: &str = "twilio-test-token-0123456789";
-const VOICE: &str = "/v1/telephony/twilio/voice";
 const TRACKING: &str = "+14155550110";
-/// `property_body()`'s `forward_to`.
-const FORWARD_TO: &str = "+14155550101";
 
 fn voice_params(call_sid: &str) -> Vec<(String, String)> {
     [
@@ -55,15 +52,7 @@ async fn assert_forwarded(client: &reqwest::Client, base: &str, call_sid: &str) 
 
 /// A property forwarding to `FORWARD_TO` with a pool holding `TRACKING`; returns its id.
 async fn tracked_property(client: &reqwest::Client, base: &str, key: &str) -> String {
-    let res = client
-        .post(format!("{base}/v1/properties"))
-        .bearer_auth(key)
-        .json(&property_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let property: Value = res.json().await.unwrap();
+    let property = create_property(client, base, key).await;
     let id = property["id"].as_str().unwrap().to_owned();
     let res = client
         .post(format!("{base}/v1/properties/{id}/pools"))
@@ -74,15 +63,6 @@ async fn tracked_property(client: &reqwest::Client, base: &str, key: &str) -> St
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     id
-}
-
-/// Polls (up to `within`) until `done` holds.
-async fn eventually(within: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits until the database holds calls with exactly these ids, then checks that a while later
@@ -158,58 +138,9 @@ async fn with_the_database_cut_off_a_call_rings_through_and_is_recorded_once_it_
     app.stop().await;
 }
 
-/// A running binary; killed if the test ends (or fails) with it still up.
-struct Instance {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- {} ---\n{log}", self.log.display());
-        }
-    }
-}
-
-/// The binary on `proxy`, with the spool folder `spool`, logging to a file in `dir`.
+/// The binary on `proxy`, with the spool folder `spool`.
 async fn serve(dir: &Path, proxy: &DbProxy, spool: &Path, run: u32) -> Instance {
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let spool = spool.display().to_string();
-    let log = dir.join(format!("serve-{run}.log"));
-    let child = switchboard(
-        dir,
-        &[
-            ("DATABASE_URL", proxy.url.as_str()),
-            ("SWITCHBOARD_BIND", bind.as_str()),
-            ("SWITCHBOARD_PUBLIC_URL", PUBLIC),
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("SWITCHBOARD_SPOOL_DIR", spool.as_str()),
-        ],
-    )
-    .arg("serve")
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .spawn()
-    .unwrap();
-    let mut instance = Instance {
-        child,
-        base: format!("http://{bind}"),
-        log,
-    };
-    wait_until_up(port, &mut instance.child).await;
-    instance
-}
-
-/// SIGKILL (no shutdown code runs), and wait until the process is gone.
-fn sigkill(mut instance: Instance) {
-    instance.child.kill().unwrap();
-    instance.child.wait().unwrap();
+    crate::fleet::serve(dir, &run.to_string(), 0, &proxy.url, spool, &[]).await
 }
 
 /// Invariants 2 and 3 across SIGKILL and restarts: an answered call survives the process being

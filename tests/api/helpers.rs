@@ -314,14 +314,25 @@ macro_rules! on_every_stack {
 }
 
 pub fn redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
+    service_url("TEST_REDIS_URL")
+}
+
+/// The nodes of the test Redis Cluster (`.ci/redis-cluster` starts one), comma-separated.
+pub fn redis_cluster_urls() -> Option<String> {
+    service_url("TEST_REDIS_CLUSTER_URLS")
+}
+
+/// A test service's address from `variable`; None (the test skips) when it is unset, which CI
+/// never allows.
+fn service_url(variable: &str) -> Option<String> {
+    match std::env::var(variable) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "TEST_REDIS_URL must be set in CI"
+                "{variable} must be set in CI"
             );
-            eprintln!("skipped: TEST_REDIS_URL is not set (Redis tests run in CI)");
+            eprintln!("skipped: {variable} is not set (the tests that need it run in CI)");
             None
         }
     }
@@ -586,6 +597,21 @@ pub async fn post_signed_twilio(
     path: &str,
     params: &[(String, String)],
 ) -> Response {
+    signed_twilio_request(client, base, public_url, token, path, params)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// The request `post_signed_twilio` sends, for a caller that expects it may fail.
+pub fn signed_twilio_request(
+    client: &reqwest::Client,
+    base: &str,
+    public_url: &str,
+    token: &str,
+    path: &str,
+    params: &[(String, String)],
+) -> reqwest::RequestBuilder {
     let signature = switchboard::telephony::twilio_signature::compute(
         token.as_bytes(),
         &format!("{public_url}{path}"),
@@ -599,7 +625,4 @@ pub async fn post_signed_twilio(
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-twilio-signature", signature)
         .body(body)
-        .send()
-        .await
-        .expect("request")
 }

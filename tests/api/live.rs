@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::calls::{CALLER, PUBLIC, TOKEN, attributed, dial, property, twilio, twilio_app};
-use crate::helpers::{Backend, TestApp, error_of, redis_url, spawn_sibling};
+use crate::helpers::{
+    Backend, TestApp, error_of, redis_cluster_urls, redis_url, spawn_app_with, spawn_sibling,
+};
 
 const PAID_URL: &str =
     "https://www.acme.example/plumbing?utm_source=google&utm_medium=cpc&utm_campaign=spring_sale";
@@ -240,18 +242,24 @@ mod live_feed {
     #[tokio::test]
     async fn postgres_redis_across_instances() {
         let Some(redis) = redis_url() else { return };
-        let Some(app) = twilio_app(Backend::Postgres, Some(&redis)).await else {
+        across_instances(("redis_url", &redis)).await;
+    }
+
+    /// The same on a Redis Cluster: pub/sub reaches the subscriber whichever node it is on.
+    #[tokio::test]
+    async fn postgres_redis_cluster_across_instances() {
+        let Some(nodes) = redis_cluster_urls() else {
             return;
         };
-        let other = spawn_sibling(
-            &app,
-            &[
-                ("public_url", PUBLIC),
-                ("twilio_auth_token", TOKEN),
-                ("redis_url", &redis),
-            ],
-        )
-        .await;
+        across_instances(("redis_cluster_urls", &nodes)).await;
+    }
+
+    async fn across_instances(redis: (&str, &str)) {
+        let settings = [("public_url", PUBLIC), ("twilio_auth_token", TOKEN), redis];
+        let Some(app) = spawn_app_with(Backend::Postgres, &settings).await else {
+            return;
+        };
+        let other = spawn_sibling(&app, &settings).await;
         let property_id = property(&app).await;
         let number = paid_visit(&app, &property_id).await;
         let mut feed = Feed::open(&other, &property_id, Auth::Key(&app.api_key)).await;

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
-    BucketSnapshot, BucketStatus, Lease, LeaseResult, Mode, Touch, TouchOutcome, Touched,
-    format_state, parse_state, running_holders,
+    BucketSnapshot, BucketStatus, Lease, LeaseResult, Mode, StoredSession, Touch, TouchOutcome,
+    Touched, format_state, parse_state, running_holders,
 };
 use crate::time::Millis;
 
@@ -52,6 +52,20 @@ impl ZSet {
             .collect()
     }
 
+    /// Members with `from <= score <= to`, in order.
+    fn between(&self, from: Millis, to: Millis) -> impl Iterator<Item = (&str, Millis)> {
+        self.ordered
+            .range((from, String::new())..)
+            .take_while(move |(s, _)| *s <= to)
+            .map(|(s, m)| (m.as_str(), *s))
+    }
+
+    fn remove_up_to(&mut self, max: Millis) {
+        for (member, _) in self.up_to(max) {
+            self.remove(&member);
+        }
+    }
+
     fn len(&self) -> usize {
         self.ordered.len()
     }
@@ -69,6 +83,7 @@ struct Bucket {
     exhaustions: u64,
     peak: u64,
     seen: ZSet,
+    created: ZSet,
 }
 
 #[derive(Default)]
@@ -199,6 +214,8 @@ impl InProcessStore {
             .insert(t.session_id.to_owned(), format_state(&n, s, e, sh, pv));
         b.seen.add(t.session_id, now);
         if created {
+            b.created.add(t.session_id, now);
+            b.created.remove_up_to(now - t.retention_ms);
             let forget: Vec<String> = b
                 .seen
                 .up_to(now - t.retention_ms)
@@ -250,6 +267,43 @@ impl InProcessStore {
             }
         }
         b.synced = true;
+    }
+
+    pub fn created_between(
+        &self,
+        bucket: &str,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Vec<(String, Millis)> {
+        let bucket = self.bucket(bucket);
+        let b = bucket.lock().expect("lock");
+        b.created
+            .between(from, to)
+            .take(limit)
+            .map(|(sid, at)| (sid.to_owned(), at))
+            .collect()
+    }
+
+    pub fn stored_sessions(
+        &self,
+        bucket: &str,
+        created: &[(String, Millis)],
+    ) -> Vec<StoredSession> {
+        let bucket = self.bucket(bucket);
+        let b = bucket.lock().expect("lock");
+        created
+            .iter()
+            .filter_map(|(sid, at)| {
+                StoredSession::of(
+                    sid.clone(),
+                    *at,
+                    b.seen.score(sid).unwrap_or(*at),
+                    b.state.get(sid)?,
+                    b.meta.get(sid)?.clone(),
+                )
+            })
+            .collect()
     }
 
     pub fn status(&self, bucket: &str, now: Millis) -> BucketStatus {

@@ -10,8 +10,7 @@
 mod in_process;
 mod redis_store;
 
-use secrecy::SecretString;
-
+use crate::redis_client::RedisEndpoint;
 use crate::time::Millis;
 
 pub use in_process::InProcessStore;
@@ -176,10 +175,18 @@ impl LeaseStore {
 
     /// A Redis-backed store. Fails only on an unparseable URL; connecting happens on first use
     /// (a Redis outage at start must not stop the service: calls route without it).
-    pub fn redis(url: &SecretString) -> Result<Self, redis::RedisError> {
+    pub fn redis(endpoint: &RedisEndpoint) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            backend: Backend::Redis(Box::new(RedisStore::new(url)?)),
+            backend: Backend::Redis(Box::new(RedisStore::new(endpoint)?)),
         })
+    }
+
+    /// The Redis this store uses, if it is one (another client of the same store).
+    pub fn redis_endpoint(&self) -> Option<&RedisEndpoint> {
+        match &self.backend {
+            Backend::InProcess(_) => None,
+            Backend::Redis(r) => Some(r.endpoint()),
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -236,6 +243,34 @@ impl LeaseStore {
         }
     }
 
+    /// The sessions the store first held within `[from, to]` (at most `limit`, earliest
+    /// first), with when.
+    pub async fn created_between(
+        &self,
+        bucket: &str,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<(String, Millis)>, LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => Ok(s.created_between(bucket, from, to, limit)),
+            Backend::Redis(r) => r.created_between(bucket, from, to, limit).await,
+        }
+    }
+
+    /// What the store remembers of these sessions (as `created_between` listed them); a
+    /// session it has forgotten since is left out.
+    pub async fn stored_sessions(
+        &self,
+        bucket: &str,
+        created: &[(String, Millis)],
+    ) -> Result<Vec<StoredSession>, LeaseStoreError> {
+        match &self.backend {
+            Backend::InProcess(s) => Ok(s.stored_sessions(bucket, created)),
+            Backend::Redis(r) => r.stored_sessions(bucket, created).await,
+        }
+    }
+
     /// The sessions whose lease on `number` covers `now` (started at or before it, ending after
     /// it), most recently active first. A call's attribution asks with the call's time.
     pub async fn holders(
@@ -248,6 +283,52 @@ impl LeaseStore {
             Backend::InProcess(s) => Ok(s.holders(bucket, number, now)),
             Backend::Redis(r) => r.holders(bucket, number, now).await,
         }
+    }
+}
+
+/// A session as the store holds it, for recovering one the database never received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub session_id: String,
+    /// What the service remembered about it (`NewSession::meta`).
+    pub meta: String,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub page_views: i64,
+    /// Its lease, if it holds (or held) one.
+    pub lease: Option<StoredLease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLease {
+    pub number: String,
+    pub started_at: Millis,
+    pub ends_at: Millis,
+    pub shared: bool,
+}
+
+impl StoredSession {
+    fn of(
+        session_id: String,
+        created_at: Millis,
+        last_seen_at: Millis,
+        state: &str,
+        meta: String,
+    ) -> Option<Self> {
+        let (number, started_at, ends_at, shared, page_views) = parse_state(state)?;
+        Some(Self {
+            session_id,
+            meta,
+            created_at,
+            last_seen_at,
+            page_views,
+            lease: (!number.is_empty()).then_some(StoredLease {
+                number,
+                started_at,
+                ends_at,
+                shared,
+            }),
+        })
     }
 }
 

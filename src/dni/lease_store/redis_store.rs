@@ -2,19 +2,16 @@
 //! `touch.lua` (one round trip); all of a bucket's keys carry the `{bucket}` hash tag, so the
 //! script's keys live in one Redis Cluster slot.
 
-use std::time::Duration;
-
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
-use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::sync::OnceCell;
 
 use super::{
-    BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, Touch, TouchOutcome,
-    Touched, running_holders,
+    BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, StoredSession, Touch,
+    TouchOutcome, Touched, running_holders,
 };
+use crate::redis_client::{Limits, RedisClient, RedisConnection, RedisEndpoint};
 use crate::time::Millis;
 
 static TOUCH: std::sync::LazyLock<Script> =
@@ -23,9 +20,10 @@ static SYNC: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("sync.lua")));
 
 pub struct RedisStore {
-    client: redis::Client,
-    /// Set once connected; the manager reconnects by itself after that.
-    conn: OnceCell<ConnectionManager>,
+    endpoint: RedisEndpoint,
+    client: RedisClient,
+    /// Set once connected; the connection reconnects by itself after that.
+    conn: OnceCell<RedisConnection>,
     /// When the last attempt to connect failed (ms since the epoch; 0: never). Page views
     /// within `RETRY_AFTER` of it answer at once instead of waiting on a dead Redis.
     failed_at: AtomicI64,
@@ -33,24 +31,29 @@ pub struct RedisStore {
 
 const RETRY_AFTER: Millis = 1_000;
 
-/// The eight keys of a bucket, in the order the scripts name them.
-fn keys(bucket: &str) -> [String; 8] {
+/// The nine keys of a bucket, in the order the scripts name them.
+fn keys(bucket: &str) -> [String; 9] {
     [
-        "state", "meta", "free", "busy", "holders", "numbers", "stats", "seen",
+        "state", "meta", "free", "busy", "holders", "numbers", "stats", "seen", "created",
     ]
     .map(|k| format!("sb:{{{bucket}}}:{k}"))
 }
 
 impl RedisStore {
-    pub fn new(url: &SecretString) -> Result<Self, redis::RedisError> {
+    pub fn new(endpoint: &RedisEndpoint) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: redis::Client::open(url.expose_secret())?,
+            endpoint: endpoint.clone(),
+            client: RedisClient::open(endpoint, Limits::default())?,
             conn: OnceCell::new(),
             failed_at: AtomicI64::new(0),
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, LeaseStoreError> {
+    pub fn endpoint(&self) -> &RedisEndpoint {
+        &self.endpoint
+    }
+
+    async fn connection(&self) -> Result<RedisConnection, LeaseStoreError> {
         if let Some(conn) = self.conn.get() {
             return Ok(conn.clone());
         }
@@ -60,13 +63,9 @@ impl RedisStore {
                 "redis was unreachable a moment ago; not retrying yet".into(),
             ));
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
         let conn = self
             .conn
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .get_or_try_init(|| self.client.connect(Limits::default()))
             .await
             .map_err(|e| {
                 self.failed_at.store(wall, Ordering::Relaxed);
@@ -191,6 +190,70 @@ impl RedisStore {
             now,
             sids.into_iter().zip(states.iter().map(|st| st.as_deref())),
         ))
+    }
+}
+
+impl RedisStore {
+    pub async fn created_between(
+        &self,
+        bucket: &str,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Result<Vec<(String, Millis)>, LeaseStoreError> {
+        let mut conn = self.connection().await?;
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(&keys(bucket)[8])
+            .arg(from)
+            .arg(to)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)
+    }
+
+    pub async fn stored_sessions(
+        &self,
+        bucket: &str,
+        created: &[(String, Millis)],
+    ) -> Result<Vec<StoredSession>, LeaseStoreError> {
+        if created.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.connection().await?;
+        let k = keys(bucket);
+        let sids: Vec<&str> = created.iter().map(|(sid, _)| sid.as_str()).collect();
+        // One slot (the bucket's), so one pipeline on a cluster too.
+        type Texts = Vec<Option<String>>;
+        let (states, metas, seen): (Texts, Texts, Vec<Option<Millis>>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&k[0])
+            .arg(&sids)
+            .cmd("HMGET")
+            .arg(&k[1])
+            .arg(&sids)
+            .cmd("ZMSCORE")
+            .arg(&k[7])
+            .arg(&sids)
+            .query_async(&mut conn)
+            .await
+            .map_err(LeaseStoreError::Unavailable)?;
+        Ok(created
+            .iter()
+            .zip(states.into_iter().zip(metas).zip(seen))
+            .filter_map(|((sid, at), ((state, meta), seen))| {
+                StoredSession::of(
+                    sid.clone(),
+                    *at,
+                    seen.unwrap_or(*at),
+                    state.as_deref()?,
+                    meta?,
+                )
+            })
+            .collect())
     }
 }
 

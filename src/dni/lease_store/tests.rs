@@ -1,5 +1,6 @@
-//! One suite, two stores: every test runs on the in-process store and, when `TEST_REDIS_URL` is
-//! set (always in CI), on Redis. Each test uses fresh bucket ids, so runs never collide.
+//! One suite, three stores: every test runs on the in-process store, on Redis when
+//! `TEST_REDIS_URL` is set, and on a Redis Cluster when `TEST_REDIS_CLUSTER_URLS` (its nodes,
+//! comma-separated) is set; CI sets both. Each test uses fresh bucket ids, so runs never collide.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -7,19 +8,28 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::*;
+use crate::redis_client::RedisEndpoint;
 
 const MIN: Millis = 60_000;
 const T0: Millis = 1_780_000_000_000;
 
-fn redis_url() -> Option<SecretString> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(SecretString::from(url)),
+fn redis_endpoint(variable: &str) -> Option<RedisEndpoint> {
+    match std::env::var(variable) {
+        Ok(url) if !url.is_empty() => Some(if variable == "TEST_REDIS_CLUSTER_URLS" {
+            RedisEndpoint::Cluster(
+                url.split(',')
+                    .map(|u| SecretString::from(u.trim().to_owned()))
+                    .collect(),
+            )
+        } else {
+            RedisEndpoint::Single(SecretString::from(url))
+        }),
         _ => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "TEST_REDIS_URL must be set in CI"
+                "{variable} must be set in CI"
             );
-            eprintln!("skipped on redis: TEST_REDIS_URL is not set");
+            eprintln!("skipped: {variable} is not set");
             None
         }
     }
@@ -34,8 +44,14 @@ macro_rules! on_both_stores {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                if let Some(url) = super::redis_url() {
-                    super::$name(std::sync::Arc::new(super::LeaseStore::redis(&url).unwrap())).await;
+                if let Some(r) = super::redis_endpoint("TEST_REDIS_URL") {
+                    super::$name(std::sync::Arc::new(super::LeaseStore::redis(&r).unwrap())).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                if let Some(r) = super::redis_endpoint("TEST_REDIS_CLUSTER_URLS") {
+                    super::$name(std::sync::Arc::new(super::LeaseStore::redis(&r).unwrap())).await;
                 }
             }
         }
@@ -55,6 +71,7 @@ on_both_stores!(
     restored_leases_are_renewed_not_reallocated,
     holders_are_listed_most_recent_first,
     concurrent_new_sessions_use_every_free_number_first,
+    sessions_are_listed_by_when_the_store_first_held_them,
 );
 
 fn bucket() -> String {
@@ -395,9 +412,9 @@ async fn holders_are_listed_most_recent_first(store: Arc<LeaseStore>) {
 /// clients (as two service instances would); every free number is used before exhaustion, and
 /// no number goes to two sessions.
 async fn concurrent_new_sessions_use_every_free_number_first(store: Arc<LeaseStore>) {
-    let second = match store.backend_name() {
-        "redis" => Arc::new(LeaseStore::redis(&redis_url().unwrap()).unwrap()),
-        _ => store.clone(),
+    let second = match store.redis_endpoint() {
+        Some(r) => Arc::new(LeaseStore::redis(r).unwrap()),
+        None => store.clone(),
     };
     let b = synced(&store, 50).await;
     let mut tasks = Vec::new();
@@ -425,4 +442,60 @@ async fn concurrent_new_sessions_use_every_free_number_first(store: Arc<LeaseSto
     }
     assert_eq!(leased.len(), 50, "every free number was used");
     assert_eq!(exhausted, 150);
+}
+
+/// What recovering a session the database never received reads: the sessions first held in a
+/// time range, with their meta, lease and last activity.
+async fn sessions_are_listed_by_when_the_store_first_held_them(store: Arc<LeaseStore>) {
+    let b = synced(&store, 3).await;
+    let first = held(&visit(&store, &b, "s1", Mode::Exclusive, T0).await).clone();
+    visit(&store, &b, "s2", Mode::Exclusive, T0 + MIN).await;
+    // A later page view of s1 changes its last activity, not when it was first held.
+    visit(&store, &b, "s1", Mode::Exclusive, T0 + 2 * MIN).await;
+    let created = store.created_between(&b, T0, T0 + MIN, 10).await.unwrap();
+    assert_eq!(
+        created,
+        [("s1".to_owned(), T0), ("s2".to_owned(), T0 + MIN)]
+    );
+    let listed = store.stored_sessions(&b, &created).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["s1", "s2"]);
+    let s1 = &listed[0];
+    assert_eq!(
+        (s1.created_at, s1.last_seen_at, s1.page_views),
+        (T0, T0 + 2 * MIN, 2)
+    );
+    assert_eq!(s1.meta, r#"{"m":1}"#);
+    assert_eq!(
+        s1.lease,
+        Some(StoredLease {
+            number: first.number,
+            started_at: T0,
+            ends_at: T0 + 32 * MIN,
+            shared: false,
+        })
+    );
+    let later = store
+        .created_between(&b, T0 + 1, T0 + MIN, 10)
+        .await
+        .unwrap();
+    assert_eq!(later, [("s2".to_owned(), T0 + MIN)]);
+    assert_eq!(
+        store
+            .created_between(&b, T0, T0 + MIN, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A session the store has forgotten is left out.
+    let gone = [("never".to_owned(), T0)];
+    assert!(store.stored_sessions(&b, &gone).await.unwrap().is_empty());
+    // A static bucket's sessions hold no lease.
+    let p = bucket();
+    visit(&store, &p, "v", Mode::Static, T0).await;
+    let created = store.created_between(&p, T0, T0, 10).await.unwrap();
+    let listed = store.stored_sessions(&p, &created).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].lease, None);
 }

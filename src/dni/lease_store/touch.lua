@@ -11,6 +11,8 @@
 -- KEYS[6] numbers SET  live numbers of the pool
 -- KEYS[7] stats   HASH synced, exhaustions, peak
 -- KEYS[8] seen    ZSET sid -> last seen (ms), for forgetting idle sessions
+-- KEYS[9] created ZSET sid -> when the store first held it (ms), so that a session whose first
+--                 write to the database died with its instance can be found and recovered
 -- ARGV[1] sid, ARGV[2] now, ARGV[3] lease ms, ARGV[4] mode: share | exclusive | static
 -- ARGV[5] meta for a session new to the store ('' for a returning one)
 -- ARGV[6] its initial state ('' for none), ARGV[7] retention ms
@@ -118,6 +120,8 @@ end
 redis.call('HSET', KEYS[1], sid, table.concat({n, fmt(s), fmt(e), sh, fmt(pv)}, '|'))
 redis.call('ZADD', KEYS[8], now, sid)
 if created then
+  redis.call('ZADD', KEYS[9], now, sid)
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[7]))
   -- Forget sessions idle past retention, a few per new session: the set only grows with new
   -- sessions, so this keeps it bounded without costing renewals anything.
   local old = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[7]), 'LIMIT', 0, 16)
