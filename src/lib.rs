@@ -14,6 +14,7 @@ pub mod geo;
 pub mod http;
 pub mod live;
 pub mod reports;
+pub mod simulate;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
