@@ -18,7 +18,7 @@ const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 24.0;
-const TOP: f64 = 48.0;
+const TOP: f64 = 64.0;
 const BOTTOM: f64 = 56.0;
 
 /// The chart as SVG text. `target` is the during-visit target in percent.
@@ -129,11 +129,11 @@ pub fn accuracy_svg(
                 value(p)
             );
         }
-        let lx = LEFT + 260.0 + i as f64 * 190.0;
+        let lx = LEFT + i as f64 * 190.0;
         let _ = writeln!(
             svg,
-            "<line x1=\"{lx:.1}\" x2=\"{:.1}\" y1=\"20\" y2=\"20\" stroke=\"{colour}\" stroke-width=\"2\"/>\
-             <text x=\"{:.1}\" y=\"24\" fill=\"#111827\">{name}</text>",
+            "<line x1=\"{lx:.1}\" x2=\"{:.1}\" y1=\"40\" y2=\"40\" stroke=\"{colour}\" stroke-width=\"2\"/>\
+             <text x=\"{:.1}\" y=\"44\" fill=\"#111827\">{name}</text>",
             lx + 18.0,
             lx + 24.0
         );

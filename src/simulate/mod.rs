@@ -47,6 +47,12 @@ pub struct SimulateArgs {
     /// Share of visitors who call.
     #[arg(long, default_value_t = 0.10)]
     pub call_share: f64,
+    /// Of first calls, the share made during the visit.
+    #[arg(long, default_value_t = 0.5)]
+    pub during_share: f64,
+    /// Of first calls, the share made minutes after leaving (the rest: hours later).
+    #[arg(long, default_value_t = 0.3)]
+    pub after_share: f64,
     /// Share of callers who call again.
     #[arg(long, default_value_t = 0.15)]
     pub repeat_share: f64,
@@ -97,6 +103,8 @@ impl SimulateArgs {
                 pages_median: self.pages_median,
                 dwell_median_s: self.dwell_median_s,
                 call_share: self.call_share,
+                during_share: self.during_share,
+                after_share: self.after_share,
                 repeat_share: self.repeat_share,
                 return_share: self.return_share,
                 ..TrafficModel::default()
@@ -116,6 +124,22 @@ pub async fn run_command(settings: Settings, args: SimulateArgs) -> anyhow::Resu
     anyhow::ensure!(
         args.visitors_per_day > 0.0 && args.hours > 0,
         "--visitors-per-day and --hours must be above 0"
+    );
+    for (flag, share) in [
+        ("--call-share", args.call_share),
+        ("--during-share", args.during_share),
+        ("--after-share", args.after_share),
+        ("--repeat-share", args.repeat_share),
+        ("--return-share", args.return_share),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&share),
+            "{flag} must be between 0 and 1"
+        );
+    }
+    anyhow::ensure!(
+        args.during_share + args.after_share <= 1.0,
+        "--during-share and --after-share add up to more than 1"
     );
     if args.sweep.is_empty() {
         let report = run(&settings, &config).await?;

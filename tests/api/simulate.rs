@@ -105,3 +105,48 @@ async fn the_simulation_runs_on_postgres_and_redis_with_the_same_accuracy() {
     assert!(report.score.total.calls > 10, "{}", summary(&report));
     assert!(target_met(&report), "{}", summary(&report));
 }
+
+/// The command as an operator runs it: a short run prints its report as JSON, leaves nothing in
+/// the working folder, and impossible shares are refused with a message.
+#[test]
+fn the_command_prints_json_and_refuses_impossible_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::cli::switchboard(dir.path(), &[])
+        .args([
+            "simulate",
+            "--visitors-per-day",
+            "48",
+            "--hours",
+            "2",
+            "--flat",
+        ])
+        .args(["--pool-size", "6", "--call-share", "0.5", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pool_size"], 6);
+    assert_eq!(report["database"], "sqlite");
+    assert!(report["visitors"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["score"]["by_confidence"]["exact"].is_object(),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a temporary folder only"
+    );
+
+    let refused = crate::cli::switchboard(dir.path(), &[])
+        .args(["simulate", "--during-share", "0.8", "--after-share", "0.5"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("add up to more than 1"), "{stderr}");
+}
