@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `account create`, `demo`. Every command reads
+//! The command line: `serve` (default), `migrate`, `account create`, `demo`, `simulate`. Every command reads
 //! the same configuration as the server.
 
 use std::process::ExitCode;
@@ -31,6 +31,9 @@ enum Command {
     },
     /// Start a throwaway service on SQLite with a demo account, property and pools.
     Demo(crate::demo::DemoArgs),
+    /// Measure attribution accuracy: simulated visitors and calls against the real service on a
+    /// simulated clock, compared with the truth (`--sweep` compares pool sizes).
+    Simulate(crate::simulate::SimulateArgs),
     /// Print the embedded snippet's pinned path and SRI hash, and the tag for a key.
     Snippet {
         /// A property's public key, to print its tag.
@@ -67,7 +70,11 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format);
+    if matches!(cli.command, Some(Command::Simulate(_))) {
+        telemetry::init_with_default(settings.log_format, "warn");
+    } else {
+        telemetry::init(settings.log_format);
+    }
     let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(settings, args).await,
         Command::Migrate => migrate(settings).await,
@@ -75,6 +82,7 @@ pub async fn run() -> ExitCode {
             command: AccountCommand::Create { name, json },
         } => create_account(settings, &name, json).await,
         Command::Demo(args) => crate::demo::run(settings, args).await,
+        Command::Simulate(args) => crate::simulate::run_command(settings, args).await,
         Command::Snippet { key } => {
             let snippet = &crate::http::snippet::SNIPPET;
             println!("path:      {}", snippet.path());

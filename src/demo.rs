@@ -332,7 +332,7 @@ async fn post(
 }
 
 /// Sends a request and reads its JSON answer, which must be a success.
-async fn answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+pub(crate) async fn answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
     let response = request.send().await.with_context(|| what.to_owned())?;
     let status = response.status();
     let value: Value = response.json().await.with_context(|| what.to_owned())?;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod live;
 pub mod redis_client;
 pub mod reports;
+pub mod simulate;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

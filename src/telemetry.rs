@@ -8,10 +8,16 @@ use crate::config::LogFormat;
 /// Installs the global subscriber once. The filter comes from `SWITCHBOARD_LOG` or `RUST_LOG`
 /// (default `info`). Safe to call twice: the second call is ignored.
 pub fn init(format: LogFormat) {
+    init_with_default(format, "info,sqlx=warn");
+}
+
+/// As `init`, with another filter when neither variable is set (the simulator logs only
+/// warnings: a line per simulated call would bury its report).
+pub fn init_with_default(format: LogFormat, default_filter: &str) {
     let filter = std::env::var("SWITCHBOARD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .map(EnvFilter::new)
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -7,7 +7,8 @@
 //!
 //!   B(0, A) = 1,   B(n, A) = A·B(n−1, A) / (n + A·B(n−1, A))
 //!
-//! and the recommended size is the smallest N with B(N, A) ≤ the target (1% by default).
+//! and the recommended size is the smallest N with B(N, A) ≤ the target (1% by default), for
+//! the load of the busy hour (`busy_hour_load`), not the day's mean.
 
 use crate::time::Millis;
 
@@ -33,6 +34,46 @@ pub fn recommended_size(load: f64, target: f64) -> u64 {
         }
     }
     100_000
+}
+
+const HOUR_MS: Millis = 3_600_000;
+
+/// The offered load of the busy hour, in erlangs: how many numbers are leased on average during
+/// the busiest hour of the day. Sizing for the day's mean instead leaves the pool short exactly
+/// when visitors come (a site's afternoon is several times its night), which is why telephone
+/// trunks are sized for the busy hour. Each hour's load is the lease time inside it over an
+/// hour; with a day or more of history, each hour of the day is first averaged over the days
+/// (ITU-T E.500's average busy hour), so one chance spike does not set the size.
+pub fn busy_hour_load(
+    leases: impl IntoIterator<Item = (Millis, Millis)>,
+    from: Millis,
+    to: Millis,
+) -> f64 {
+    let hours = ((to - from) / HOUR_MS).max(1) as usize;
+    let mut per_hour = vec![0.0f64; hours];
+    for (start, end) in leases {
+        let (mut t, end) = (start.max(from), end.min(to));
+        while t < end {
+            let index = ((t - from) / HOUR_MS) as usize;
+            let Some(load) = per_hour.get_mut(index) else {
+                break;
+            };
+            let upto = end.min(from + (index as Millis + 1) * HOUR_MS);
+            *load += (upto - t) as f64 / HOUR_MS as f64;
+            t = upto;
+        }
+    }
+    let slots = hours.min(24);
+    let mut sums = vec![0.0f64; slots];
+    let mut counts = vec![0u32; slots];
+    for (i, load) in per_hour.iter().enumerate() {
+        sums[i % slots] += load;
+        counts[i % slots] += 1;
+    }
+    sums.iter()
+        .zip(&counts)
+        .map(|(sum, n)| sum / f64::from((*n).max(1)))
+        .fold(0.0, f64::max)
 }
 
 /// The most intervals `[start, end)` overlapping at once (a sweep over their ends).
@@ -68,6 +109,29 @@ mod tests {
         assert_eq!(recommended_size(10.0, 0.01), 18);
         assert_eq!(recommended_size(0.0, 0.01), 1);
         assert!(recommended_size(50.0, 0.001) > recommended_size(50.0, 0.01));
+    }
+
+    #[test]
+    fn the_busy_hour_is_the_busiest_hour_of_the_day_averaged_over_days() {
+        const H: Millis = HOUR_MS;
+        // Two numbers leased all of hour 2 and one for half of hour 5, on each of two days;
+        // on the second day a third number is also leased all of hour 2.
+        let mut leases = Vec::new();
+        for day in 0..2 {
+            let d = day * 24 * H;
+            leases.extend([(d + 2 * H, d + 3 * H), (d + 2 * H, d + 3 * H)]);
+            leases.push((d + 5 * H, d + 5 * H + H / 2));
+        }
+        leases.push((24 * H + 2 * H, 24 * H + 3 * H));
+        let load = busy_hour_load(leases.clone(), 0, 48 * H);
+        assert!((load - 2.5).abs() < 1e-9, "{load}");
+        // The mean over the two days is far lower: what sizing for the mean would use.
+        let mean: f64 = leases.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / (48 * H) as f64;
+        assert!(mean < 0.3 && load > 8.0 * mean);
+        // A lease across an hour's end counts in both hours; one outside the window not at all.
+        let split = busy_hour_load([(H / 2, H + H / 2), (-5 * H, -H)], 0, 3 * H);
+        assert!((split - 0.5).abs() < 1e-9, "{split}");
+        assert_eq!(busy_hour_load(std::iter::empty(), 0, 24 * H), 0.0);
     }
 
     #[test]

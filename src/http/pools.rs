@@ -262,12 +262,16 @@ pub struct PoolHealth {
     pub arrivals_per_hour: f64,
     /// Mean time a session holds its number (first view to last activity plus the lease).
     pub mean_hold_minutes: f64,
-    /// Offered load in erlangs: arrivals per minute times the mean hold.
+    /// Offered load in erlangs over the whole window: arrivals per minute times the mean hold.
     pub offered_load_erlangs: f64,
+    /// Offered load of the busy hour in erlangs: numbers leased on average during the busiest
+    /// hour of the day (each hour of the day averaged over the window's days). The pool is
+    /// sized for this.
+    pub busy_hour_load_erlangs: f64,
     pub target_exhaustion_probability: f64,
-    /// Erlang B at the current size and load.
+    /// Erlang B at the current size and the busy hour's load.
     pub exhaustion_probability: f64,
-    /// The smallest size whose Erlang B is within the target.
+    /// The smallest size whose Erlang B at the busy hour's load is within the target.
     pub recommended_size: u64,
     pub formula: &'static str,
 }
@@ -311,7 +315,7 @@ pub(super) async fn health_of(
     target: f64,
     window_hours: i64,
 ) -> Result<PoolHealth, ApiError> {
-    use crate::dni::advice::{erlang_b, peak_overlap, recommended_size};
+    use crate::dni::advice::{busy_hour_load, erlang_b, peak_overlap, recommended_size};
 
     state.dni.ledger().flush().await;
     let now = state.clock.now_ms();
@@ -347,6 +351,7 @@ pub(super) async fn health_of(
             .iter()
             .map(|l| (l.started_at.max(from), l.ends_at.min(now))),
     );
+    let busy_load = busy_hour_load(leases.iter().map(|l| (l.started_at, l.ends_at)), from, now);
     Ok(PoolHealth {
         pool: pool.id,
         numbers: live,
@@ -362,9 +367,10 @@ pub(super) async fn health_of(
         arrivals_per_hour: arrivals_per_minute * 60.0,
         mean_hold_minutes,
         offered_load_erlangs: load,
+        busy_hour_load_erlangs: busy_load,
         target_exhaustion_probability: target,
-        exhaustion_probability: erlang_b(live, load),
-        recommended_size: recommended_size(load, target),
-        formula: "Erlang B: B(0)=1, B(n)=A*B(n-1)/(n+A*B(n-1)); A = arrivals per minute x mean hold minutes; recommended = smallest n with B(n) <= target",
+        exhaustion_probability: erlang_b(live, busy_load),
+        recommended_size: recommended_size(busy_load, target),
+        formula: "Erlang B: B(0)=1, B(n)=A*B(n-1)/(n+A*B(n-1)); A = the busy hour's load (numbers leased on average in the busiest hour of the day, averaged over the window's days); recommended = smallest n with B(n) <= target",
     })
 }

@@ -17,7 +17,45 @@ on_every_stack!(
     source_pools_show_one_static_number_without_a_lease,
     sessions_cannot_be_forged_or_carried_to_another_property,
     a_renewal_keeps_the_lease_without_counting_a_page_view,
+    the_pool_advisor_sizes_for_the_busy_hour_not_the_days_mean,
 );
+
+/// Six visitors in one hour and nobody for the rest of the day: the day's mean load is an
+/// eighth of an erlang, but during that hour three numbers are leased on average, and that is
+/// what the pool must hold (`switchboard simulate` found pools sized for the mean exhausted
+/// every afternoon).
+async fn the_pool_advisor_sizes_for_the_busy_hour_not_the_days_mean(app: TestApp) {
+    let (pid, key) = property(&app).await;
+    let pool = session_pool(&app, &pid, 10, json!({})).await;
+    for _ in 0..6 {
+        let a = app.new_visitor(&key, "https://www.acme.example/").await;
+        assert_eq!(a["expires_in"], 1800);
+    }
+    app.advance_minutes(23 * 60);
+    let health: Value = app
+        .get(
+            &format!(
+                "/v1/pools/{}/health?window_hours=24",
+                pool["id"].as_str().unwrap()
+            ),
+            &app.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Six 30-minute leases in one hour: 3 erlangs in that hour.
+    assert_eq!(health["busy_hour_load_erlangs"], 3.0, "{health}");
+    let mean = health["offered_load_erlangs"].as_f64().unwrap();
+    assert!((mean - 0.125).abs() < 1e-9, "{health}");
+    // Erlang B: 7 numbers at 3 erlangs block 2.2% of arrivals, 8 block 0.8%.
+    assert_eq!(health["recommended_size"], 8, "{health}");
+    let blocking = health["exhaustion_probability"].as_f64().unwrap();
+    assert!(
+        (blocking - 0.0008).abs() < 0.0001,
+        "Erlang B of 10 numbers at 3 erlangs: {health}"
+    );
+}
 
 async fn a_renewal_keeps_the_lease_without_counting_a_page_view(app: TestApp) {
     let (pid, key) = property(&app).await;

@@ -24,6 +24,7 @@ mod outcomes;
 mod pools;
 mod properties;
 mod reports;
+mod simulate;
 mod snippet;
 mod storage_story;
 mod telephony;
