@@ -337,10 +337,15 @@ async fn main() -> anyhow::Result<()> {
     let (ratios, ping, voice_peak) =
         alternating_pairs("voice webhook", &base, &voice, connections, seconds, settle).await;
     let backlog = storage.calls_of_property(pid).await?.len();
-    let caught_up = drain().await;
-    let backlog = storage.calls_of_property(pid).await?.len().max(backlog);
+    let (caught_up, waiting) = (
+        drain().await,
+        storage
+            .calls_to_attribute(i64::MAX / 2, i64::MAX)
+            .await?
+            .len(),
+    );
     println!(
-        "background: {backlog} calls stored, attributed, completed and rolled up {:.1} s after the peak phases",
+        "background after the peak phases: {backlog} calls stored; {:.1} s later {waiting} still waited for attribution",
         caught_up.as_secs_f64()
     );
     let voice_half = open_loop(
