@@ -186,13 +186,17 @@ impl Attributor {
         // Every instance reads the same backlog: each works through it in its own order and
         // skips what another has attributed meanwhile, so the instances share it instead of
         // each attributing every call (an answer depends on the lease history, not the order).
+        // The check saves the work of attributing a call another instance has done; the store
+        // itself writes only a call that still waits, so two never both store one.
         waiting.shuffle(&mut rand::rng());
         for mut call in waiting {
             if !self.storage.awaits_attribution(&call.id).await? {
                 continue;
             }
             if let Some(a) = self.attribute(&call, now).await? {
-                self.storage.store_attribution(&call, &a, now).await?;
+                if !self.storage.store_attribution(&call, &a, now).await? {
+                    continue;
+                }
                 tracing::info!(
                     call_id = %call.id,
                     confidence = %a.confidence,

@@ -299,20 +299,22 @@ impl Storage {
     }
 
     /// Stores a call's attribution and recomputes which of the caller's calls is their first
-    /// (a replay can bring an earlier call after a later one).
+    /// (a replay can bring an earlier call after a later one). False, with nothing written, when
+    /// the call no longer waits: another instance stored its attribution first.
     pub async fn store_attribution(
         &self,
         call: &CallRow,
         a: &CallAttribution,
         now: Millis,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<bool> {
         let mut tx = self.pool.begin().await?;
         let mut query = sqlx::query(
             "UPDATE calls SET confidence = $1, session_id = $2, candidates = $3, channel = $4, \
              source = $5, medium = $6, campaign = $7, term = $8, content = $9, landing_url = $10, \
              referrer = $11, gclid = $12, gbraid = $13, wbraid = $14, msclkid = $15, fbclid = $16, \
              ttclid = $17, li_fat_id = $18, visitor_city = $19, visitor_region = $20, \
-             visitor_country = $21, ga_client_id = $22, attributed_at = $23 WHERE id = $24",
+             visitor_country = $21, ga_client_id = $22, attributed_at = $23 \
+             WHERE id = $24 AND confidence IS NULL",
         )
         .bind(&a.confidence)
         .bind(a.session_id.clone())
@@ -328,7 +330,7 @@ impl Storage {
         for id in &a.click_ids {
             query = query.bind(id.clone());
         }
-        query
+        let stored = query
             .bind(a.visitor_city.clone())
             .bind(a.visitor_region.clone())
             .bind(a.visitor_country.clone())
@@ -337,6 +339,9 @@ impl Storage {
             .bind(&call.id)
             .execute(&mut *tx)
             .await?;
+        if stored.rows_affected() == 0 {
+            return Ok(false);
+        }
         mark_call(&mut tx, &call.id, now).await?;
         mark_neighbours(&mut tx, &call.id, now).await?;
         if let Some(caller) = &call.call.caller_number {
@@ -379,7 +384,7 @@ impl Storage {
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Final, attributed calls not yet completed (qualified, announced), oldest first.
