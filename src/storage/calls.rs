@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rollups::{mark_call, mark_neighbours, mark_provider_call};
+use super::rollups::{mark_call, mark_neighbours, mark_provider_call, mark_provider_calls};
 use super::{Storage, StorageResult, new_id};
 use crate::domain::{CallOutcome, CallStatus, Outcome};
 use crate::time::Millis;
@@ -258,11 +258,25 @@ impl Storage {
                     .await?;
                 }
             }
-            let provider = match event {
-                CallEvent::Started(c) => &c.provider,
-                CallEvent::Progress(p) => &p.call.provider,
-            };
-            mark_provider_call(&mut tx, provider, event.provider_call_id(), now).await?;
+        }
+        // The hours the calls are filed under now, marked once for the batch and last: every
+        // write of a property-hour's calls takes that mark's row, so marking per event held it
+        // for the whole batch (attribution queued behind it) and, taken between inserts, let
+        // two instances storing the same call (a provider retry) deadlock on it.
+        let mut calls: Vec<(&str, &str)> = events
+            .iter()
+            .map(|(_, event)| {
+                let provider = match event {
+                    CallEvent::Started(c) => c.provider.as_str(),
+                    CallEvent::Progress(p) => p.call.provider.as_str(),
+                };
+                (provider, event.provider_call_id())
+            })
+            .collect();
+        calls.sort_unstable();
+        calls.dedup();
+        for chunk in calls.chunks(500) {
+            mark_provider_calls(&mut tx, chunk, now).await?;
         }
         tx.commit().await?;
         Ok(())

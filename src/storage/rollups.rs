@@ -232,6 +232,32 @@ pub(super) async fn mark_provider_call(
     Ok(())
 }
 
+/// Marks, inside the caller's transaction, the hours of the calls with these (provider,
+/// provider id) pairs: one statement, so the marks' rows are taken once.
+pub(super) async fn mark_provider_calls(
+    conn: &mut sqlx::AnyConnection,
+    calls: &[(&str, &str)],
+    now: Millis,
+) -> StorageResult<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    // Only placeholders are interpolated; every id is bound.
+    let pairs: Vec<String> = (0..calls.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+        .collect();
+    let sql = mark_calls_sql(&format!(
+        "(provider, provider_call_id) IN ({})",
+        pairs.join(", ")
+    ));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+    for (provider, id) in calls {
+        query = query.bind(*provider).bind(*id);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
 /// Marks the hour of a call by id.
 pub(super) async fn mark_call(
     conn: &mut sqlx::AnyConnection,
