@@ -132,7 +132,7 @@ mod tests {
 
     fn db(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/testdata/geoip")
+            .join("tests/fixtures/geoip")
             .join(name)
     }
 

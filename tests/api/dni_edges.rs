@@ -12,7 +12,7 @@ use crate::helpers::{
 
 const GEO_DB: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/testdata/geoip/GeoLite2-City-Test.mmdb"
+    "/tests/fixtures/geoip/GeoLite2-City-Test.mmdb"
 );
 
 async fn property_with_pool(app: &TestApp, count: u32) -> (String, String) {

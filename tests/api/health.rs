@@ -6,7 +6,7 @@ use crate::on_both_backends;
 
 on_both_backends!(health_reports_every_component, operations_endpoints_answer);
 
-const GEO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/geoip");
+const GEO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/geoip");
 
 async fn health(app: &TestApp) -> Value {
     let res = app.client.get(app.url("/health")).send().await.unwrap();
