@@ -465,11 +465,17 @@ async fn callbacks_repeated_and_out_of_order_never_move_a_call_backwards() {
     }
 }
 
+with_twilio_on_both_backends!(
+    a_status_for_an_unknown_call_creates_it_and_the_voice_event_completes_it,
+    callbacks_are_verified_like_the_voice_webhook,
+    the_calls_api_filters_pages_and_keeps_accounts_apart,
+    an_erased_caller_leaves_anonymous_calls_behind,
+    call_settings_shape_the_dial_and_the_whisper_names_the_channel,
+);
+
 /// A callback about a call the service has not heard of (its voice event is still in another
 /// instance's spool) creates the call; the voice event then completes it.
-#[tokio::test]
-async fn a_status_for_an_unknown_call_creates_it_and_the_voice_event_completes_it() {
-    let app = twilio_app(Backend::Sqlite, None).await.unwrap();
+async fn a_status_for_an_unknown_call_creates_it_and_the_voice_event_completes_it(app: TestApp) {
     let property_id = property(&app).await;
     app.create_pool(&app.api_key, &property_id, &["+14155550170"])
         .await;
@@ -510,9 +516,7 @@ async fn a_status_for_an_unknown_call_creates_it_and_the_voice_event_completes_i
     panic!("the voice event never completed the call");
 }
 
-#[tokio::test]
-async fn callbacks_are_verified_like_the_voice_webhook() {
-    let app = twilio_app(Backend::Sqlite, None).await.unwrap();
+async fn callbacks_are_verified_like_the_voice_webhook(app: TestApp) {
     let (property_id, _) = one_call(&app, "CAverify").await;
     attributed(&app, "CAverify").await;
     for path in [
@@ -563,9 +567,7 @@ async fn callbacks_are_verified_like_the_voice_webhook() {
     );
 }
 
-#[tokio::test]
-async fn the_calls_api_filters_pages_and_keeps_accounts_apart() {
-    let app = twilio_app(Backend::Sqlite, None).await.unwrap();
+async fn the_calls_api_filters_pages_and_keeps_accounts_apart(app: TestApp) {
     let property_id = property(&app).await;
     app.create_pool(
         &app.api_key,
@@ -680,9 +682,7 @@ async fn the_calls_api_filters_pages_and_keeps_accounts_apart() {
 
 /// GDPR: erasing a caller removes their number and recordings from every call of the account,
 /// and the calls still count (each erased caller once).
-#[tokio::test]
-async fn an_erased_caller_leaves_anonymous_calls_behind() {
-    let app = twilio_app(Backend::Sqlite, None).await.unwrap();
+async fn an_erased_caller_leaves_anonymous_calls_behind(app: TestApp) {
     let (property_id, tn) = one_call(&app, "CAgdpr1").await;
     attributed(&app, "CAgdpr1").await;
     app.advance_minutes(5);
@@ -738,9 +738,7 @@ async fn an_erased_caller_leaves_anonymous_calls_behind() {
 
 /// Per-property settings shape the forwarding TwiML, and the whisper tells the business where
 /// the call came from.
-#[tokio::test]
-async fn call_settings_shape_the_dial_and_the_whisper_names_the_channel() {
-    let app = twilio_app(Backend::Sqlite, None).await.unwrap();
+async fn call_settings_shape_the_dial_and_the_whisper_names_the_channel(app: TestApp) {
     let property_id = property(&app).await;
     app.create_pool(&app.api_key, &property_id, &["+14155550190"])
         .await;

@@ -246,9 +246,9 @@ async fn conversions_add_up_undo_and_find_the_callers_call() {
     }
 }
 
-#[tokio::test]
-async fn the_business_sets_a_disposition_scores_and_tags_from_its_list() {
-    let app = twilio_app(Backend::Sqlite, None).await.unwrap();
+crate::with_twilio_on_both_backends!(the_business_sets_a_disposition_scores_and_tags_from_its_list,);
+
+async fn the_business_sets_a_disposition_scores_and_tags_from_its_list(app: TestApp) {
     let call = completed_call(&app, "CAout", CALLER, 61).await;
     let id = call["id"].as_str().unwrap();
     let res = send(&app, reqwest::Method::PATCH, &format!("/v1/calls/{id}"), &app.api_key,
