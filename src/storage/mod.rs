@@ -13,6 +13,7 @@ mod error;
 mod exports;
 mod ga4;
 mod ledger;
+mod migrations;
 mod outcomes;
 mod pools;
 mod properties;
@@ -26,6 +27,8 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use migrations::MIGRATOR;
 
 pub use accounts::TelephonyCredentials;
 pub use alerts::{AlertKey, AlertState, CallActivity, PoolCounts, WatchedProperty};
@@ -59,8 +62,6 @@ fn found(done: &sqlx::any::AnyQueryResult) -> StorageResult<()> {
     }
     Ok(())
 }
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Which database sits behind the seam. Dialect branches switch on this, and only in `storage/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
