@@ -19,8 +19,8 @@ use anyhow::Context;
 
 use super::queue::EventQueue;
 use super::score::{Observed, Score, Truth};
-use super::service::{Advice, FORWARD_TO, Service};
-use super::traffic::{HOUR_MS, SECOND_MS, SITE_ORIGIN, TrafficModel, Visitor};
+use super::service::{Advice, Service, Target};
+use super::traffic::{CallTiming, Ending, HOUR_MS, SECOND_MS, SITE_ORIGIN, TrafficModel, Visitor};
 use crate::config::Settings;
 use crate::time::{Millis, to_datetime};
 
@@ -147,6 +147,7 @@ struct Browser {
 /// A placed call and what Twilio was told to do with it.
 struct PlacedCall {
     truth: Truth,
+    visitor: usize,
     sid: String,
     leg_sid: String,
     from: String,
@@ -154,6 +155,7 @@ struct PlacedCall {
     started: Millis,
     ring_s: i64,
     talk_s: Option<i64>,
+    ending: Ending,
     /// Callback URLs from the TwiML answer.
     dial_action: String,
     status_callback: String,
@@ -167,30 +169,75 @@ pub async fn run(settings: &Settings, config: &SimConfig) -> anyhow::Result<RunR
     let wall = Instant::now();
     let service = Service::start(settings, config).await?;
     let visitors = config.traffic.visitors(config.seed, START_MS);
-    let mut sim = Simulation {
-        service: &service,
-        config,
-        visitors: &visitors,
-        browsers: (0..visitors.len()).map(|_| Browser::default()).collect(),
-        calls: Vec::new(),
-        queue: EventQueue::default(),
-        rng: StdRng::seed_from_u64(config.seed ^ 0x5eed_ca11),
-        requests: Requests::default(),
-        advice: None,
-        now: START_MS,
-    };
+    let mut sim = Simulation::new(&service.target, &visitors, config.seed, START_MS);
+    sim.scorer = Some((&service, config));
     let outcome = sim.run().await;
     let result = match outcome {
-        Ok(()) => sim.finish(wall).await,
+        Ok(()) => sim.finish(&service, config, wall).await,
         Err(e) => Err(e),
     };
     service.stop().await;
     result
 }
 
+/// What `play` did: its requests and every call it placed.
+#[derive(Debug, Clone, Default)]
+pub struct Played {
+    pub requests: Requests,
+    pub calls: Vec<PlayedCall>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlayedCall {
+    /// Twilio's `CallSid` (the calls API's `provider_call_id`).
+    pub sid: String,
+    /// The caller, an index into the visitors played.
+    pub visitor: usize,
+    pub timing: CallTiming,
+    pub ending: Ending,
+    pub started: Millis,
+    pub talk_s: Option<i64>,
+    /// Whether the service forwarded it (it dialled a tracking number).
+    pub routed: bool,
+}
+
+/// Plays visitors against a running service, without scoring: each page view and call at its
+/// time on `target`'s clock, from `start` until `end` (nothing after it; a call that would not
+/// have ended by then is not placed). Callers without a visit dial `offline_number`.
+pub async fn play(
+    target: &Target,
+    visitors: &[Visitor],
+    seed: u64,
+    (start, end): (Millis, Millis),
+    offline_number: Option<&str>,
+) -> anyhow::Result<Played> {
+    let mut sim = Simulation::new(target, visitors, seed, start);
+    sim.end = end;
+    sim.offline_number = offline_number.map(str::to_owned);
+    sim.run().await?;
+    Ok(Played {
+        requests: sim.requests,
+        calls: sim
+            .calls
+            .into_iter()
+            .map(|c| PlayedCall {
+                routed: !c.dial_action.is_empty(),
+                sid: c.sid,
+                visitor: c.visitor,
+                timing: c.truth.timing,
+                ending: c.ending,
+                started: c.started,
+                talk_s: c.talk_s,
+            })
+            .collect(),
+    })
+}
+
 struct Simulation<'a> {
-    service: &'a Service,
-    config: &'a SimConfig,
+    target: &'a Target,
+    /// The simulator's own work: each call's attribution checked as production would see it,
+    /// and the pool advisor asked (`play` goes without).
+    scorer: Option<(&'a Service, &'a SimConfig)>,
     visitors: &'a [Visitor],
     browsers: Vec<Browser>,
     calls: Vec<PlacedCall>,
@@ -199,9 +246,30 @@ struct Simulation<'a> {
     requests: Requests,
     advice: Option<Advice>,
     now: Millis,
+    /// Nothing is played after this time.
+    end: Millis,
+    /// What callers without a visit dial (a printed number).
+    offline_number: Option<String>,
 }
 
-impl Simulation<'_> {
+impl<'a> Simulation<'a> {
+    fn new(target: &'a Target, visitors: &'a [Visitor], seed: u64, start: Millis) -> Self {
+        Self {
+            target,
+            scorer: None,
+            visitors,
+            browsers: (0..visitors.len()).map(|_| Browser::default()).collect(),
+            calls: Vec::new(),
+            queue: EventQueue::default(),
+            rng: StdRng::seed_from_u64(seed ^ 0x5eed_ca11),
+            requests: Requests::default(),
+            advice: None,
+            now: start,
+            end: Millis::MAX,
+            offline_number: None,
+        }
+    }
+
     async fn run(&mut self) -> anyhow::Result<()> {
         for (i, v) in self.visitors.iter().enumerate() {
             for (n, visit) in v.visits.iter().enumerate() {
@@ -226,11 +294,16 @@ impl Simulation<'_> {
                 );
             }
         }
-        let arrivals_end = START_MS + Millis::from(self.config.traffic.hours) * HOUR_MS;
-        self.queue.push(arrivals_end, Event::Advice);
+        if let Some((_, config)) = self.scorer {
+            let arrivals_end = START_MS + Millis::from(config.traffic.hours) * HOUR_MS;
+            self.queue.push(arrivals_end, Event::Advice);
+        }
         while let Some((at, event)) = self.queue.pop() {
+            if at > self.end {
+                break;
+            }
             self.now = at;
-            self.service.clock.set_ms(at);
+            self.target.clock.set_ms(at);
             match event {
                 Event::View {
                     visitor,
@@ -244,17 +317,19 @@ impl Simulation<'_> {
                 Event::Call { visitor, call } => self.call(visitor, call).await?,
                 Event::Twilio { call, step } => self.twilio_step(call, step).await?,
                 Event::Check { call } => {
+                    let Some((service, _)) = self.scorer else {
+                        continue;
+                    };
                     let c = &self.calls[call];
-                    let seen = self.service.attributed(&c.sid, c.started).await?;
+                    let seen = service.attributed(&c.sid, c.started).await?;
                     self.calls[call].checked = Some(seen);
                 }
                 Event::Advice => {
-                    let window = Millis::from(self.config.traffic.hours.clamp(1, 720));
-                    self.advice = Some(
-                        self.service
-                            .health(window, self.config.advisor_target)
-                            .await?,
-                    );
+                    let Some((service, config)) = self.scorer else {
+                        continue;
+                    };
+                    let window = Millis::from(config.traffic.hours.clamp(1, 720));
+                    self.advice = Some(service.health(window, config.advisor_target).await?);
                 }
             }
         }
@@ -292,7 +367,7 @@ impl Simulation<'_> {
         let b = &self.browsers[visitor];
         let view = &v.visits[b.visit].views[b.page];
         let mut body = json!({
-            "key": self.service.public_key,
+            "key": self.target.public_key,
             "session": b.session,
             "url": view.url,
             "referrer": view.referrer.as_deref().unwrap_or(""),
@@ -304,9 +379,9 @@ impl Simulation<'_> {
             body["ga_client_id"] = json!(ga);
         }
         let response = self
-            .service
+            .target
             .client
-            .post(format!("{}/v1/dni/session", self.service.base))
+            .post(format!("{}/v1/dni/session", self.target.base))
             .header("content-type", "text/plain;charset=UTF-8")
             .header("origin", SITE_ORIGIN)
             .header("referer", &view.url)
@@ -346,14 +421,22 @@ impl Simulation<'_> {
         Ok(())
     }
 
-    /// The caller dials the number their page showed (the last one, for a saved number).
+    /// The caller dials the number their page showed (the last one, for a saved number), or,
+    /// without a visit, the printed number.
     async fn call(&mut self, visitor: usize, index: usize) -> anyhow::Result<()> {
         let v = &self.visitors[visitor];
         let planned = &v.calls[index];
         let b = &self.browsers[visitor];
-        let Some((number, session)) = b.shown.clone() else {
-            return Ok(());
+        let (number, session) = match (&b.shown, &self.offline_number) {
+            (Some(shown), _) => shown.clone(),
+            (None, Some(printed)) if v.visits.is_empty() => (printed.clone(), String::new()),
+            _ => return Ok(()),
         };
+        // Its callbacks would come after the end: not placed, rather than left ringing.
+        let lasts = (planned.ring_s + planned.talk_s.unwrap_or(0) + 5) * SECOND_MS;
+        if self.now.saturating_add(lasts) > self.end {
+            return Ok(());
+        }
         let lease_live = b.lease_ms > 0 && self.now < b.answered_at + b.lease_ms;
         let sid = self.sid();
         let leg_sid = self.sid();
@@ -366,14 +449,14 @@ impl Simulation<'_> {
             ("Caller", v.phone.clone()),
             ("Direction", "inbound".to_owned()),
             ("From", v.phone.clone()),
-            ("FromCity", "OAKLAND".to_owned()),
+            ("FromCity", v.city.0.to_owned()),
             ("FromCountry", "US".to_owned()),
-            ("FromState", "CA".to_owned()),
+            ("FromState", v.city.1.to_owned()),
             ("To", number.clone()),
             ("ToCountry", "US".to_owned()),
         ];
-        let url = format!("{}/v1/telephony/twilio/voice", self.service.base);
-        let twiml = self.service.twilio(&url, &params).await?;
+        let url = format!("{}/v1/telephony/twilio/voice", self.target.base);
+        let twiml = self.target.twilio(&url, &params).await?;
         self.requests.twilio_webhooks += 1;
         let index = self.calls.len();
         self.calls.push(PlacedCall {
@@ -384,6 +467,7 @@ impl Simulation<'_> {
                 channel: v.source.channel(),
                 lease_live,
             },
+            visitor,
             sid,
             leg_sid,
             from: v.phone.clone(),
@@ -391,6 +475,7 @@ impl Simulation<'_> {
             started: self.now,
             ring_s: planned.ring_s,
             talk_s: planned.talk_s,
+            ending: planned.ending,
             dial_action: attribute(&twiml, "action").unwrap_or_default(),
             status_callback: attribute(&twiml, "statusCallback").unwrap_or_default(),
             recording_callback: attribute(&twiml, "recordingStatusCallback"),
@@ -405,14 +490,17 @@ impl Simulation<'_> {
         }
         // Production attributes a call within a second or two of its arrival: check it then,
         // before simulated time moves on.
-        self.queue
-            .push(self.now + 10 * SECOND_MS, Event::Check { call: index });
+        if self.scorer.is_some() {
+            self.queue
+                .push(self.now + 10 * SECOND_MS, Event::Check { call: index });
+        }
         let ring = c.ring_s * SECOND_MS;
         let ended = self.now + ring + c.talk_s.unwrap_or(0) * SECOND_MS;
-        let mut steps = vec![
-            (self.now + 500, Step::LegInitiated),
-            (self.now + SECOND_MS, Step::LegRinging),
-        ];
+        let mut steps = vec![(self.now + 500, Step::LegInitiated)];
+        // A busy line never rings.
+        if c.ending != Ending::Busy {
+            steps.push((self.now + SECOND_MS, Step::LegRinging));
+        }
         if c.talk_s.is_some() {
             steps.push((self.now + ring, Step::LegAnswered));
             if c.recording_callback.is_some() {
@@ -436,7 +524,7 @@ impl Simulation<'_> {
         let timestamp = to_datetime(self.now)
             .format("%a, %d %b %Y %H:%M:%S +0000")
             .to_string();
-        let answered = c.talk_s.is_some();
+        let dial_status = leg_status(c.ending);
         let total_s = (self.now - c.started) / SECOND_MS;
         let leg = |status: &str, seq: u32| {
             vec![
@@ -446,7 +534,7 @@ impl Simulation<'_> {
                 ("CallStatus", status.to_owned()),
                 ("Direction", "outbound-dial".to_owned()),
                 ("From", c.from.clone()),
-                ("To", FORWARD_TO.to_owned()),
+                ("To", self.target.forward_to.clone()),
                 ("SequenceNumber", seq.to_string()),
                 ("Timestamp", timestamp.clone()),
             ]
@@ -456,8 +544,7 @@ impl Simulation<'_> {
             Step::LegRinging => (c.status_callback.clone(), leg("ringing", c.seq)),
             Step::LegAnswered => (c.status_callback.clone(), leg("in-progress", c.seq)),
             Step::LegEnded => {
-                let status = if answered { "completed" } else { "no-answer" };
-                let mut p = leg(status, c.seq);
+                let mut p = leg(dial_status, c.seq);
                 p.push(("CallDuration", c.talk_s.unwrap_or(0).to_string()));
                 (c.status_callback.clone(), p)
             }
@@ -468,17 +555,14 @@ impl Simulation<'_> {
                     ("CallSid", c.sid.clone()),
                     ("CallStatus", "in-progress".to_owned()),
                     ("DialCallSid", c.leg_sid.clone()),
-                    (
-                        "DialCallStatus",
-                        if answered { "completed" } else { "no-answer" }.to_owned(),
-                    ),
+                    ("DialCallStatus", dial_status.to_owned()),
                     ("DialCallDuration", c.talk_s.unwrap_or(0).to_string()),
                     ("From", c.from.clone()),
                     ("To", c.to.clone()),
                 ],
             ),
             Step::ParentCompleted => (
-                format!("{}/v1/telephony/twilio/status", self.service.base),
+                format!("{}/v1/telephony/twilio/status", self.target.base),
                 vec![
                     ("AccountSid", ACCOUNT_SID.to_owned()),
                     ("CallSid", c.sid.clone()),
@@ -515,7 +599,7 @@ impl Simulation<'_> {
             c.seq += 1;
         }
         params.retain(|(_, v)| !v.is_empty());
-        self.service.twilio(&url, &params).await?;
+        self.target.twilio(&url, &params).await?;
         self.requests.twilio_webhooks += 1;
         Ok(())
     }
@@ -526,13 +610,18 @@ impl Simulation<'_> {
         format!("CA{bits:032x}")
     }
 
-    async fn finish(self, wall: Instant) -> anyhow::Result<RunReport> {
+    async fn finish(
+        self,
+        service: &Service,
+        config: &SimConfig,
+        wall: Instant,
+    ) -> anyhow::Result<RunReport> {
         let routed = self
             .calls
             .iter()
             .filter(|c| !c.dial_action.is_empty())
             .count();
-        let observed = self.service.all_calls(routed).await?;
+        let observed = service.all_calls(routed).await?;
         let changed_after_check = self
             .calls
             .iter()
@@ -546,22 +635,21 @@ impl Simulation<'_> {
         let truths: Vec<Truth> = self.calls.iter().map(|c| c.truth.clone()).collect();
         let score = Score::of(&truths, &observed);
         let span_hours = ((self.now - START_MS) as f64 / HOUR_MS as f64).ceil() as i64;
-        let whole = self
-            .service
-            .health(span_hours.clamp(1, 720), self.config.advisor_target)
+        let whole = service
+            .health(span_hours.clamp(1, 720), config.advisor_target)
             .await?;
-        let settings = &self.service.state.settings;
+        let settings = &service.state.settings;
         let visits: usize = self.visitors.iter().map(|v| v.visits.len()).sum();
         Ok(RunReport {
-            seed: self.config.seed,
-            pool_size: self.config.pool_size,
-            lease_minutes: self.config.lease_minutes,
-            exhaustion: self.config.exhaustion,
+            seed: config.seed,
+            pool_size: config.pool_size,
+            lease_minutes: config.lease_minutes,
+            exhaustion: config.exhaustion,
             database: match settings.backend() {
                 crate::storage::Backend::Sqlite => "sqlite",
                 crate::storage::Backend::Postgres => "postgres",
             },
-            lease_store: self.service.state.leases.backend_name(),
+            lease_store: service.state.leases.backend_name(),
             visitors: self.visitors.len(),
             visits,
             exhaustion_per_visit: whole.exhaustion_events as f64 / visits.max(1) as f64,
@@ -578,6 +666,17 @@ impl Simulation<'_> {
 }
 
 const ACCOUNT_SID: &str = "AC5e1f0c0ffee0000000000000000000000";
+
+/// The business leg's final status (and `DialCallStatus`) for an ending, in Twilio's words.
+fn leg_status(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Answered => "completed",
+        Ending::NoAnswer => "no-answer",
+        Ending::Busy => "busy",
+        Ending::HungUp => "canceled",
+    }
+}
+
 /// The value of the first `name="..."` attribute in a TwiML answer, unescaped.
 fn attribute(twiml: &str, name: &str) -> Option<String> {
     let start = twiml.find(&format!(" {name}=\""))? + name.len() + 3;

@@ -20,7 +20,8 @@ use clap::Args;
 
 use crate::attribution::Confidence;
 use crate::config::Settings;
-pub use driver::{Exhaustion, RunReport, SimConfig, run};
+pub use driver::{Exhaustion, Played, PlayedCall, RunReport, SimConfig, play, run};
+pub use service::{Target, base_url, driven, settled_calls};
 pub use sweep::TARGET_PERCENT;
 use traffic::{CallTiming, ChannelMix, DailyCurve, TrafficModel};
 
@@ -38,7 +39,8 @@ pub struct SimulateArgs {
     /// The same arrival rate all day instead of quiet nights and busy days.
     #[arg(long)]
     pub flat: bool,
-    /// Sources of visits as weights: paid, organic, social, email, direct, referral.
+    /// Sources of visits as weights: paid, paid_social, organic, social, email, direct,
+    /// referral, print.
     #[arg(
         long,
         default_value = "paid=25,organic=35,social=8,email=5,direct=20,referral=7"

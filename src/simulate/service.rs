@@ -35,16 +35,101 @@ pub struct Advice {
     pub exhaustion_events: i64,
 }
 
+/// A running service as the snippet and Twilio see it, and the clock that the driver sets to
+/// each event's time.
+pub struct Target {
+    pub client: reqwest::Client,
+    /// The service's public URL, without the trailing slash (Twilio signs over it).
+    pub base: String,
+    /// The property's key, as the snippet sends it.
+    pub public_key: String,
+    /// Twilio's auth token, which signs the webhooks.
+    pub twilio_token: String,
+    /// The property's `forward_to`: the business leg's `To`.
+    pub forward_to: String,
+    pub clock: Arc<ManualClock>,
+}
+
+/// Where the service `state` belongs to answers: its public URL without the trailing slash.
+pub fn base_url(state: &AppState) -> String {
+    state
+        .settings
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Makes `settings` fit a service that this process drives: its public URL is the address it
+/// binds (the webhooks are signed over it), the loopback is a trusted proxy (each visitor's
+/// address comes in `X-Forwarded-For`), and Twilio's auth token is the configured one or a
+/// random one. Returns the token.
+pub fn driven(settings: &mut Settings) -> anyhow::Result<String> {
+    settings.public_url_configured = false;
+    settings.trusted_proxies = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
+    Ok(match &settings.twilio_auth_token {
+        Some(t) => t.expose_secret().to_owned(),
+        None => {
+            let token = format!("{:032x}", rand::random::<u128>());
+            settings.twilio_auth_token = Some(SecretString::from(token.clone()));
+            token
+        }
+    })
+}
+
+impl Target {
+    /// The running service `state` belongs to, for its property with `public_key`.
+    pub fn new(
+        state: &AppState,
+        public_key: &str,
+        twilio_token: &str,
+        forward_to: &str,
+        clock: Arc<ManualClock>,
+    ) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: base_url(state),
+            public_key: public_key.to_owned(),
+            twilio_token: twilio_token.to_owned(),
+            forward_to: forward_to.to_owned(),
+            clock,
+        }
+    }
+
+    /// Posts a form as Twilio does (signed with the auth token over the URL and the sorted
+    /// parameters); returns the TwiML.
+    pub async fn twilio(&self, url: &str, params: &[(&str, String)]) -> anyhow::Result<String> {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let signature = twilio_signature::compute(self.twilio_token.as_bytes(), url, &params);
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
+        let response = self
+            .client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature)
+            .header("user-agent", "TwilioProxy/1.1")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "{url} answered {status}: {text}");
+        Ok(text)
+    }
+}
+
 /// The service under simulation and the means to talk to it.
 pub(super) struct Service {
     pub(super) state: actix_web::web::Data<AppState>,
-    pub(super) clock: Arc<ManualClock>,
-    pub(super) client: reqwest::Client,
-    pub(super) base: String,
-    token: String,
+    pub(super) target: Target,
     api_key: String,
     property_id: String,
-    pub(super) public_key: String,
     pool_id: String,
     numbers: Vec<String>,
     handle: actix_web::dev::ServerHandle,
@@ -53,7 +138,7 @@ pub(super) struct Service {
 }
 
 const DEFAULT_NUMBER: &str = "+14155550100";
-pub(super) const FORWARD_TO: &str = "+14155550101";
+const FORWARD_TO: &str = "+14155550101";
 const OVERFLOW_NUMBER: &str = "+14155550102";
 
 /// Fictional tracking numbers (555-0100 to 555-0199 in one area code after another).
@@ -77,41 +162,22 @@ impl Service {
         settings.migrate_on_start = true;
         settings.spool_dir = dir.path().join("spool");
         settings.bind = "127.0.0.1:0".parse()?;
-        settings.public_url_configured = false;
-        // Visitors' addresses come in X-Forwarded-For from this process, as behind a proxy.
-        settings.trusted_proxies = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-        let token = match &settings.twilio_auth_token {
-            Some(t) => t.expose_secret().to_owned(),
-            None => {
-                let token = format!("{:032x}", rand::random::<u128>());
-                settings.twilio_auth_token = Some(SecretString::from(token.clone()));
-                token
-            }
-        };
+        let token = driven(&mut settings)?;
         let clock = ManualClock::new(START_MS);
         let app = Application::build_with_clock(settings, clock.clone() as SharedClock).await?;
         let state = app.state();
-        let base = state
-            .settings
-            .public_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned();
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
         let created = state
             .storage
             .create_account("Switchboard simulation", START_MS)
             .await?;
+        let target = Target::new(&state, "", &token, FORWARD_TO, clock);
         let mut service = Self {
             state,
-            clock,
-            client: reqwest::Client::new(),
-            base,
-            token,
+            target,
             api_key: created.api_key.expose_secret().to_owned(),
             property_id: String::new(),
-            public_key: String::new(),
             pool_id: String::new(),
             numbers: tracking_numbers(config.pool_size),
             handle,
@@ -138,7 +204,7 @@ impl Service {
             )
             .await?;
         self.property_id = property["id"].as_str().context("property id")?.to_owned();
-        self.public_key = property["public_key"]
+        self.target.public_key = property["public_key"]
             .as_str()
             .context("public key")?
             .to_owned();
@@ -162,8 +228,9 @@ impl Service {
 
     async fn api_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let request = self
+            .target
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.target.base))
             .bearer_auth(&self.api_key)
             .json(&body);
         answer(request, &format!("POST {path}")).await
@@ -171,41 +238,11 @@ impl Service {
 
     async fn api_get(&self, path: &str) -> anyhow::Result<Value> {
         let request = self
+            .target
             .client
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.target.base))
             .bearer_auth(&self.api_key);
         answer(request, &format!("GET {path}")).await
-    }
-
-    /// Posts a form as Twilio does (signed with the auth token over the URL and the sorted
-    /// parameters); returns the TwiML.
-    pub(super) async fn twilio(
-        &self,
-        url: &str,
-        params: &[(&str, String)],
-    ) -> anyhow::Result<String> {
-        let params: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        let signature = twilio_signature::compute(self.token.as_bytes(), url, &params);
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&params)
-            .finish();
-        let response = self
-            .client
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .header("user-agent", "TwilioProxy/1.1")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        anyhow::ensure!(status.is_success(), "{url} answered {status}: {text}");
-        Ok(text)
     }
 
     /// Waits (in wall time, with simulated time standing still) for a call's attribution.
@@ -239,39 +276,24 @@ impl Service {
         }
     }
 
-    /// Every call of the property, by CallSid, read page by page from the calls API.
+    /// Every call of the property, by CallSid, once each is attributed (or after 30 s).
     pub(super) async fn all_calls(
         &self,
         expected: usize,
     ) -> anyhow::Result<BTreeMap<String, Observed>> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            self.state.calls.wake();
-            let mut seen = BTreeMap::new();
-            let mut pending = 0;
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut path = format!("/v1/properties/{}/calls?limit=500", self.property_id);
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={c}"));
-                }
-                let page = self.api_get(&path).await?;
-                for c in page["calls"].as_array().into_iter().flatten() {
-                    pending += usize::from(c["attribution"].is_null());
-                    if let Some(sid) = c["provider_call_id"].as_str() {
-                        seen.insert(sid.to_owned(), observed(c));
-                    }
-                }
-                cursor = page["next"].as_str().map(str::to_owned);
-                if cursor.is_none() {
-                    break;
-                }
-            }
-            if (seen.len() >= expected && pending == 0) || Instant::now() >= deadline {
-                return Ok(seen);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let calls = settled_calls(
+            &self.state,
+            &self.target.client,
+            &self.api_key,
+            &self.property_id,
+            Duration::from_secs(30),
+            |calls| calls.len() >= expected && calls.iter().all(|c| !c["attribution"].is_null()),
+        )
+        .await?;
+        Ok(calls
+            .iter()
+            .filter_map(|c| Some((c["provider_call_id"].as_str()?.to_owned(), observed(c))))
+            .collect())
     }
 
     /// The pool advisor over the last `window_hours`.
@@ -299,7 +321,7 @@ impl Service {
     pub(super) async fn stop(self) {
         let Self {
             state,
-            client,
+            target,
             handle,
             server,
             _dir,
@@ -308,10 +330,48 @@ impl Service {
         // The ledger drains once every handle on the application is gone: ours first. Keep-alive
         // connections go with the client, so the graceful stop has nothing to wait for.
         drop(state);
-        drop(client);
+        drop(target);
         handle.stop(true).await;
         let _ = server.await;
         drop(_dir);
+    }
+}
+
+/// Every call of a property, read page by page from the calls API of the service `state`
+/// belongs to, as soon as `done` holds for them (the service attributes and completes calls
+/// behind the webhooks) or `wait` has passed. The call replayer is woken before each read, as a
+/// webhook would wake it.
+pub async fn settled_calls(
+    state: &AppState,
+    client: &reqwest::Client,
+    api_key: &str,
+    property_id: &str,
+    wait: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> anyhow::Result<Vec<Value>> {
+    let base = base_url(state);
+    let deadline = Instant::now() + wait;
+    loop {
+        state.calls.wake();
+        let mut calls = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/properties/{property_id}/calls?limit=500");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let request = client.get(format!("{base}{path}")).bearer_auth(api_key);
+            let page = answer(request, &format!("GET {path}")).await?;
+            calls.extend(page["calls"].as_array().into_iter().flatten().cloned());
+            cursor = page["next"].as_str().map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        if done(&calls) || Instant::now() >= deadline {
+            return Ok(calls);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -5,6 +5,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+use chrono::{Datelike, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, LogNormal};
@@ -31,45 +33,75 @@ const PAGES: [&str; 8] = [
     "/contact",
 ];
 
-/// Visits per hour of the (UTC) day, relative to each other: quiet at night, a plateau from late
+/// Visits per hour of the day, relative to each other: quiet at night, a plateau from late
 /// morning to the afternoon, as a local business's site sees. Normalised to a mean of 1.
 const DAILY_SHAPE: [f64; 24] = [
     0.15, 0.10, 0.08, 0.07, 0.08, 0.15, 0.35, 0.60, 0.90, 1.10, 1.25, 1.30, 1.30, 1.30, 1.30, 1.25,
     1.20, 1.15, 1.10, 1.05, 0.95, 0.75, 0.50, 0.30,
 ];
 
-/// The arrival rate's shape over a day: the rate at hour h is `per_day / 24 × weight(h)`.
+/// Visits per day of the week (Monday first) for a local business: busy on weekdays, quiet on
+/// Sundays. Normalised to a mean of 1.
+const WEEKLY_SHAPE: [f64; 7] = [1.15, 1.15, 1.1, 1.1, 1.0, 0.65, 0.45];
+
+/// The arrival rate's shape over a week: the rate at hour h of weekday d (local time in `tz`) is
+/// `per_day / 24 × weight(h) × weekday(d)`.
 #[derive(Debug, Clone)]
 pub struct DailyCurve {
     weights: [f64; 24],
+    weekdays: [f64; 7],
+    tz: Tz,
 }
 
 impl DailyCurve {
-    /// The default day (busy by day, quiet at night).
+    /// The default day (busy by day, quiet at night), every day alike, in UTC.
     pub fn business_day() -> Self {
-        Self::from_shape(DAILY_SHAPE)
+        Self::from_shape(DAILY_SHAPE, [1.0; 7], Tz::UTC)
+    }
+
+    /// The business day in a local time zone, busier on weekdays than at the weekend.
+    pub fn business_week(tz: Tz) -> Self {
+        Self::from_shape(DAILY_SHAPE, WEEKLY_SHAPE, tz)
     }
 
     /// The same rate all day (for tests and for a model without a daily cycle).
     pub fn flat() -> Self {
-        Self::from_shape([1.0; 24])
+        Self::from_shape([1.0; 24], [1.0; 7], Tz::UTC)
     }
 
-    fn from_shape(shape: [f64; 24]) -> Self {
+    fn from_shape(shape: [f64; 24], week: [f64; 7], tz: Tz) -> Self {
         let mean = shape.iter().sum::<f64>() / 24.0;
+        let week_mean = week.iter().sum::<f64>() / 7.0;
         Self {
             weights: shape.map(|w| w / mean),
+            weekdays: week.map(|w| w / week_mean),
+            tz,
         }
     }
 
-    /// The weight at a simulated time (hours of the UTC day; the simulation starts at midnight).
+    /// The local weekday (0 is Monday) and hour of a time.
+    pub fn local(&self, at: Millis) -> (usize, usize) {
+        let local = Utc
+            .timestamp_millis_opt(at)
+            .single()
+            .unwrap_or_default()
+            .with_timezone(&self.tz);
+        (
+            local.weekday().num_days_from_monday() as usize,
+            local.hour() as usize,
+        )
+    }
+
+    /// The weight at a simulated time.
     pub fn weight_at(&self, at: Millis) -> f64 {
-        self.weights[(at.rem_euclid(DAY_MS) / HOUR_MS) as usize]
+        let (day, hour) = self.local(at);
+        self.weights[hour] * self.weekdays[day]
     }
 
     /// The busiest hour's weight: the peak rate over the mean.
     pub fn peak(&self) -> f64 {
-        self.weights.iter().copied().fold(0.0, f64::max)
+        let max = |w: &[f64]| w.iter().copied().fold(0.0, f64::max);
+        max(&self.weights) * max(&self.weekdays)
     }
 }
 
@@ -106,6 +138,8 @@ pub fn poisson_arrivals(
 pub enum Source {
     /// A Google ad click: UTM tags and a `gclid`.
     Paid,
+    /// A Facebook ad click: UTM tags and an `fbclid`.
+    PaidSocial,
     /// A search engine's result page as the referrer.
     Organic,
     /// A social network as the referrer.
@@ -116,26 +150,33 @@ pub enum Source {
     Direct,
     /// Another site's link.
     Referral,
+    /// The address printed in a newspaper ad, with its UTM tags (and, apart from the visits,
+    /// the callers who dial the ad's number without visiting: `offline_calls_per_day`).
+    Print,
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 8] = [
         Source::Paid,
+        Source::PaidSocial,
         Source::Organic,
         Source::Social,
         Source::Email,
         Source::Direct,
         Source::Referral,
+        Source::Print,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Source::Paid => "paid",
+            Source::PaidSocial => "paid_social",
             Source::Organic => "organic",
             Source::Social => "social",
             Source::Email => "email",
             Source::Direct => "direct",
             Source::Referral => "referral",
+            Source::Print => "print",
         }
     }
 
@@ -143,11 +184,14 @@ impl Source {
     pub fn channel(self) -> &'static str {
         match self {
             Source::Paid => "Paid Search",
+            Source::PaidSocial => "Paid Social",
             Source::Organic => "Organic Search",
             Source::Social => "Organic Social",
             Source::Email => "Email",
             Source::Direct => "Direct",
             Source::Referral => "Referral",
+            // GA4 has no offline channel: a source and medium it does not know.
+            Source::Print => "Unassigned",
         }
     }
 
@@ -157,26 +201,36 @@ impl Source {
         let url = |path: &str| format!("{SITE_ORIGIN}{path}");
         let pick =
             |rng: &mut StdRng, list: &[&str]| list[rng.random_range(0..list.len())].to_owned();
+        let click_id = |rng: &mut StdRng| -> String {
+            (0..24)
+                .map(|_| {
+                    char::from(
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+                            [rng.random_range(0..64)],
+                    )
+                })
+                .collect()
+        };
         match self {
             Source::Paid => {
-                let (campaign, term) = [
-                    ("blocked-drains", "drain+cleaning"),
-                    ("water-heaters", "water+heater+repair"),
-                    ("emergency", "emergency+plumber"),
-                ][rng.random_range(0..3)];
-                let gclid: String = (0..24)
-                    .map(|_| {
-                        char::from(
-                            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-                                [rng.random_range(0..64)],
-                        )
-                    })
-                    .collect();
+                let (campaign, term, path) =
+                    PAID_CAMPAIGNS[rng.random_range(0..PAID_CAMPAIGNS.len())];
+                let gclid = click_id(rng);
                 (
                     url(&format!(
-                        "/services/drains?utm_source=google&utm_medium=cpc&utm_campaign={campaign}&utm_term={term}&gclid={gclid}"
+                        "{path}?utm_source=google&utm_medium=cpc&utm_campaign={campaign}&utm_term={term}&gclid={gclid}"
                     )),
                     Some("https://www.google.com/".to_owned()),
+                )
+            }
+            Source::PaidSocial => {
+                let campaign = SOCIAL_CAMPAIGNS[rng.random_range(0..SOCIAL_CAMPAIGNS.len())];
+                let fbclid = click_id(rng);
+                (
+                    url(&format!(
+                        "/offers?utm_source=facebook&utm_medium=paid_social&utm_campaign={campaign}&fbclid={fbclid}"
+                    )),
+                    Some("https://l.facebook.com/".to_owned()),
                 )
             }
             Source::Organic => (
@@ -217,9 +271,30 @@ impl Source {
                     ],
                 )),
             ),
+            Source::Print => (
+                url(&format!(
+                    "/coupon?utm_source=print&utm_medium=offline&utm_campaign={PRINT_CAMPAIGN}"
+                )),
+                None,
+            ),
         }
     }
 }
+
+/// Google Ads campaigns: `utm_campaign`, `utm_term` and the ad's landing page.
+pub const PAID_CAMPAIGNS: [(&str, &str, &str); 3] = [
+    ("blocked-drains", "drain+cleaning", "/services/drains"),
+    (
+        "water-heaters",
+        "water+heater+repair",
+        "/services/water-heaters",
+    ),
+    ("emergency", "emergency+plumber", "/emergency"),
+];
+/// Facebook Ads campaigns.
+pub const SOCIAL_CAMPAIGNS: [&str; 2] = ["spring-tune-up", "neighbours-referral"];
+/// The newspaper ad's campaign.
+pub const PRINT_CAMPAIGN: &str = "valpak-coupon";
 
 /// How visits divide between sources, as relative weights (`paid=25,organic=35,...`).
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +330,8 @@ impl FromStr for ChannelMix {
                 .into_iter()
                 .find(|c| c.name() == name.trim())
                 .ok_or_else(|| {
-                    format!("`{name}` is not one of paid, organic, social, email, direct, referral")
+                    let names: Vec<&str> = Source::ALL.iter().map(|s| s.name()).collect();
+                    format!("`{name}` is not one of {}", names.join(", "))
                 })?;
             let weight: f64 = weight
                 .trim()
@@ -273,6 +349,13 @@ impl FromStr for ChannelMix {
 }
 
 impl ChannelMix {
+    /// Sources and their relative weights.
+    pub fn of(weights: &[(Source, f64)]) -> Self {
+        Self {
+            weights: weights.to_vec(),
+        }
+    }
+
     fn pick(&self, rng: &mut StdRng) -> Source {
         let total: f64 = self.weights.iter().map(|(_, w)| w).sum();
         let mut x = rng.random::<f64>() * total;
@@ -298,9 +381,12 @@ pub enum CallTiming {
     Later,
     /// A caller's second call.
     Repeat,
+    /// A call to a printed number, without a visit (the demo's; not scored).
+    Offline,
 }
 
 impl CallTiming {
+    /// The timings the simulator scores (calls from visits).
     pub const ALL: [CallTiming; 4] = [
         CallTiming::DuringVisit,
         CallTiming::AfterLeaving,
@@ -314,6 +400,7 @@ impl CallTiming {
             CallTiming::AfterLeaving => "after_leaving",
             CallTiming::Later => "later",
             CallTiming::Repeat => "repeat",
+            CallTiming::Offline => "offline",
         }
     }
 }
@@ -344,6 +431,72 @@ pub struct TrafficModel {
     pub return_share: f64,
     /// Share of visitors whose browser has a Google Analytics `_ga` cookie.
     pub ga_share: f64,
+    /// Mean callers a day who dial the printed number without visiting (on the same curve).
+    pub offline_calls_per_day: f64,
+    /// When the business answers; None: 85% of calls at any hour, the rest ring out.
+    pub answering: Option<Answering>,
+}
+
+/// How a call ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    Answered,
+    /// It rang until the dial timed out.
+    NoAnswer,
+    /// The business's line was busy.
+    Busy,
+    /// The caller hung up while it rang.
+    HungUp,
+}
+
+/// The business's answering: opening hours (local time of the curve's zone) and the odds of
+/// each ending inside and outside them.
+#[derive(Debug, Clone)]
+pub struct Answering {
+    /// Opening hours per weekday, Monday first: from the first hour to before the second;
+    /// `(0, 0)` is closed.
+    pub hours: [(usize, usize); 7],
+    pub open: Odds,
+    pub closed: Odds,
+}
+
+/// The odds of a call's endings; what is left rings out unanswered.
+#[derive(Debug, Clone, Copy)]
+pub struct Odds {
+    pub answered: f64,
+    pub busy: f64,
+    pub hung_up: f64,
+}
+
+impl Answering {
+    /// A plumber's: weekdays 7 to 20, Saturdays 8 to 17, and an emergency phone at other
+    /// times that is answered half the time; a busy line and impatient callers now and then.
+    pub fn plumber() -> Self {
+        let weekday = (7, 20);
+        Self {
+            hours: [weekday, weekday, weekday, weekday, weekday, (8, 17), (0, 0)],
+            open: Odds {
+                answered: 0.86,
+                busy: 0.04,
+                hung_up: 0.04,
+            },
+            closed: Odds {
+                answered: 0.5,
+                busy: 0.0,
+                hung_up: 0.12,
+            },
+        }
+    }
+
+    fn odds(&self, (day, hour): (usize, usize)) -> Odds {
+        let (open, close) = self.hours[day];
+        if (open..close).contains(&hour) {
+            self.open
+        } else {
+            self.closed
+        }
+    }
 }
 
 impl Default for TrafficModel {
@@ -363,6 +516,8 @@ impl Default for TrafficModel {
             repeat_share: 0.15,
             return_share: 0.15,
             ga_share: 0.6,
+            offline_calls_per_day: 0.0,
+            answering: None,
         }
     }
 }
@@ -390,6 +545,8 @@ pub struct PlannedCall {
     pub ring_s: i64,
     /// Seconds of talk; None: nobody answered.
     pub talk_s: Option<i64>,
+    /// Answered exactly when `talk_s` is some.
+    pub ending: Ending,
 }
 
 #[derive(Debug, Clone)]
@@ -402,7 +559,10 @@ pub struct Visitor {
     pub ga_client_id: Option<String>,
     /// E.164: the phone the visitor calls from.
     pub phone: String,
-    /// The first visit, and a return visit if any (with the session kept in storage).
+    /// Where the phone is, as the carrier tells it (city, state).
+    pub city: (&'static str, &'static str),
+    /// The first visit, and a return visit if any (with the session kept in storage); none for
+    /// a caller who dials a printed number.
     pub visits: Vec<Visit>,
     pub calls: Vec<PlannedCall>,
 }
@@ -423,11 +583,36 @@ impl TrafficModel {
         let mut rng = StdRng::seed_from_u64(seed);
         let end = start + Millis::from(self.hours) * HOUR_MS;
         let arrivals = poisson_arrivals(&mut rng, self.visitors_per_day, &self.curve, start, end);
-        arrivals
+        let mut visitors: Vec<Visitor> = arrivals
             .into_iter()
             .enumerate()
             .map(|(i, at)| self.visitor(&mut rng, i, at))
-            .collect()
+            .collect();
+        if self.offline_calls_per_day > 0.0 {
+            let first = visitors.len();
+            let dialled = poisson_arrivals(
+                &mut rng,
+                self.offline_calls_per_day,
+                &self.curve,
+                start,
+                end,
+            );
+            for (i, at) in dialled.into_iter().enumerate() {
+                let mut calls = vec![self.call(&mut rng, at, CallTiming::Offline)];
+                self.maybe_repeat(&mut rng, at, &mut calls);
+                visitors.push(Visitor {
+                    source: Source::Print,
+                    ip: ip_of(first + i),
+                    user_agent: USER_AGENTS[0],
+                    ga_client_id: None,
+                    phone: phone_of(first + i),
+                    city: city_of(first + i),
+                    visits: Vec::new(),
+                    calls,
+                });
+            }
+        }
+        visitors
     }
 
     fn visitor(&self, rng: &mut StdRng, index: usize, arrival: Millis) -> Visitor {
@@ -467,14 +652,7 @@ impl TrafficModel {
                 )
             };
             calls.push(self.call(rng, at, timing));
-            if rng.random_bool(self.repeat_share.clamp(0.0, 1.0)) {
-                let hours = rng.random_range(1.0..72.0);
-                calls.push(self.call(
-                    rng,
-                    at + (hours * HOUR_MS as f64) as Millis,
-                    CallTiming::Repeat,
-                ));
-            }
+            self.maybe_repeat(rng, at, &mut calls);
         }
         let ga_client_id = rng.random_bool(self.ga_share.clamp(0.0, 1.0)).then(|| {
             format!(
@@ -485,21 +663,25 @@ impl TrafficModel {
         });
         Visitor {
             source,
-            ip: IpAddr::V6(Ipv6Addr::new(
-                0x2001,
-                0xdb8,
-                0,
-                0,
-                0,
-                0,
-                (index >> 16) as u16,
-                index as u16,
-            )),
+            ip: ip_of(index),
             user_agent: USER_AGENTS[rng.random_range(0..USER_AGENTS.len())],
             ga_client_id,
             phone: phone_of(index),
+            city: city_of(index),
             visits,
             calls,
+        }
+    }
+
+    /// A second call from some callers, hours or days after the first.
+    fn maybe_repeat(&self, rng: &mut StdRng, first: Millis, calls: &mut Vec<PlannedCall>) {
+        if rng.random_bool(self.repeat_share.clamp(0.0, 1.0)) {
+            let hours = rng.random_range(1.0..72.0);
+            calls.push(self.call(
+                rng,
+                first + (hours * HOUR_MS as f64) as Millis,
+                CallTiming::Repeat,
+            ));
         }
     }
 
@@ -540,16 +722,35 @@ impl TrafficModel {
     }
 
     fn call(&self, rng: &mut StdRng, at: Millis, timing: CallTiming) -> PlannedCall {
-        let answered = rng.random_bool(0.85);
+        let ending = match &self.answering {
+            None if rng.random_bool(0.85) => Ending::Answered,
+            None => Ending::NoAnswer,
+            Some(answering) => {
+                let odds = answering.odds(self.curve.local(at));
+                let x: f64 = rng.random();
+                if x < odds.answered {
+                    Ending::Answered
+                } else if x < odds.answered + odds.busy {
+                    Ending::Busy
+                } else if x < odds.answered + odds.busy + odds.hung_up {
+                    Ending::HungUp
+                } else {
+                    Ending::NoAnswer
+                }
+            }
+        };
         PlannedCall {
             at,
             timing,
-            ring_s: if answered {
-                rng.random_range(3..18)
-            } else {
-                20
+            ring_s: match ending {
+                Ending::Answered => rng.random_range(3..18),
+                Ending::NoAnswer => 20,
+                Ending::Busy => 1,
+                Ending::HungUp => rng.random_range(4..14),
             },
-            talk_s: answered.then(|| lognormal(rng, 150.0, 0.9).clamp(5.0, 3_600.0) as i64),
+            talk_s: (ending == Ending::Answered)
+                .then(|| lognormal(rng, 150.0, 0.9).clamp(5.0, 3_600.0) as i64),
+            ending,
         }
     }
 }
@@ -560,6 +761,49 @@ fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
         Ok(d) => d.sample(rng),
         Err(_) => median,
     }
+}
+
+/// A distinct documentation address per visitor (2001:db8::/32: no geo database places it).
+fn ip_of(index: usize) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0,
+        0,
+        0,
+        0,
+        (index >> 16) as u16,
+        index as u16,
+    ))
+}
+
+/// Cities around San Francisco Bay, weighted by how many of the callers live there, as Twilio
+/// names them (`FromCity`, `FromState`).
+const CITIES: [(&str, &str, u64); 10] = [
+    ("SAN FRANCISCO", "CA", 30),
+    ("OAKLAND", "CA", 16),
+    ("SAN JOSE", "CA", 12),
+    ("BERKELEY", "CA", 8),
+    ("DALY CITY", "CA", 7),
+    ("SAN MATEO", "CA", 7),
+    ("FREMONT", "CA", 6),
+    ("HAYWARD", "CA", 6),
+    ("WALNUT CREEK", "CA", 5),
+    ("PALO ALTO", "CA", 3),
+];
+
+/// A visitor's phone's city: weighted, and fixed by the index (no draw from the run's stream,
+/// so adding it left every seed's traffic as it was).
+fn city_of(index: usize) -> (&'static str, &'static str) {
+    let total: u64 = CITIES.iter().map(|c| c.2).sum();
+    let mut x = ((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % total;
+    for (city, state, weight) in CITIES {
+        if x < weight {
+            return (city, state);
+        }
+        x -= weight;
+    }
+    (CITIES[0].0, CITIES[0].1)
 }
 
 /// A distinct, valid US number per visitor (NANP: area code, exchange 200-999, line).
@@ -703,5 +947,74 @@ mod tests {
         for p in phones.iter().take(50) {
             crate::domain::PhoneNumber::parse("From", p).expect(p);
         }
+    }
+
+    #[test]
+    fn a_business_week_is_local_busier_on_weekdays_and_by_day() {
+        let tz: Tz = "America/Los_Angeles".parse().unwrap();
+        let curve = DailyCurve::business_week(tz);
+        // 2026-03-02T20:00Z is Monday noon in Los Angeles (UTC-8), 08:00Z Monday midnight.
+        let monday_noon = 1_772_481_600_000;
+        assert_eq!(curve.local(monday_noon), (0, 12));
+        assert!(curve.weight_at(monday_noon) > 5.0 * curve.weight_at(monday_noon - 12 * HOUR_MS));
+        let sunday_noon = monday_noon - DAY_MS;
+        assert_eq!(curve.local(sunday_noon), (6, 12));
+        assert!(curve.weight_at(monday_noon) > 2.0 * curve.weight_at(sunday_noon));
+        // Over whole weeks the mean rate is still `per_day`.
+        let mut rng = StdRng::seed_from_u64(5);
+        let weeks = 20;
+        let start = monday_noon - 12 * HOUR_MS;
+        let arrivals = poisson_arrivals(&mut rng, 500.0, &curve, start, start + weeks * 7 * DAY_MS);
+        let per_day = arrivals.len() as f64 / (weeks * 7) as f64;
+        assert!((per_day - 500.0).abs() < 10.0, "{per_day} a day");
+    }
+
+    #[test]
+    fn printed_number_callers_and_opening_hours_shape_the_calls() {
+        let tz: Tz = "America/Los_Angeles".parse().unwrap();
+        let model = TrafficModel {
+            hours: 24 * 28,
+            visitors_per_day: 300.0,
+            call_share: 0.3,
+            curve: DailyCurve::business_week(tz),
+            offline_calls_per_day: 5.0,
+            answering: Some(Answering::plumber()),
+            ..TrafficModel::default()
+        };
+        let visitors = model.visitors(9, 1_772_438_400_000);
+        let offline: Vec<&Visitor> = visitors.iter().filter(|v| v.visits.is_empty()).collect();
+        let n = offline.len() as f64 / 28.0;
+        assert!((n - 5.0).abs() < 1.5, "{n} printed-number callers a day");
+        assert!(
+            offline
+                .iter()
+                .all(|v| v.source == Source::Print && v.calls[0].timing == CallTiming::Offline)
+        );
+        let calls: Vec<&PlannedCall> = visitors.iter().flat_map(|v| &v.calls).collect();
+        let answering = Answering::plumber();
+        let share = |open: bool, ending: Ending| {
+            let those: Vec<_> = calls
+                .iter()
+                .filter(|c| {
+                    let (day, hour) = model.curve.local(c.at);
+                    let (from, to) = answering.hours[day];
+                    (from..to).contains(&hour) == open
+                })
+                .collect();
+            those.iter().filter(|c| c.ending == ending).count() as f64 / those.len() as f64
+        };
+        assert!(
+            share(true, Ending::Answered) > 0.78,
+            "{}",
+            share(true, Ending::Answered)
+        );
+        assert!(share(false, Ending::Answered) < 0.6);
+        assert!(share(true, Ending::Busy) > 0.02);
+        assert!(share(true, Ending::HungUp) > 0.02);
+        for c in &calls {
+            assert_eq!(c.talk_s.is_some(), c.ending == Ending::Answered);
+        }
+        let cities: std::collections::HashSet<_> = visitors.iter().map(|v| v.city).collect();
+        assert!(cities.len() >= 8, "{cities:?}");
     }
 }
