@@ -29,7 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
-    /// Start a throwaway service on SQLite with a demo account, property and pools.
+    /// Start a throwaway service on SQLite with a demo account, property and pools, and a month
+    /// of simulated visits and calls played through the real paths.
     Demo(crate::demo::DemoArgs),
     /// Measure attribution accuracy: simulated visitors and calls against the real service on a
     /// simulated clock, compared with the truth (`--sweep` compares pool sizes).
@@ -70,7 +71,8 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Some(Command::Simulate(_))) {
+    // The simulator and the demo print a report; a log line per request would bury it.
+    if matches!(cli.command, Some(Command::Simulate(_) | Command::Demo(_))) {
         telemetry::init_with_default(settings.log_format, "warn");
     } else {
         telemetry::init(settings.log_format);

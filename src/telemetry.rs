@@ -11,8 +11,8 @@ pub fn init(format: LogFormat) {
     init_with_default(format, "info,sqlx=warn");
 }
 
-/// As `init`, with another filter when neither variable is set (the simulator logs only
-/// warnings: a line per simulated call would bury its report).
+/// As `init`, with another filter when neither variable is set (the simulator and the demo
+/// log only warnings: a line per simulated request would bury their reports).
 pub fn init_with_default(format: LogFormat, default_filter: &str) {
     let filter = std::env::var("SWITCHBOARD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))

@@ -1,5 +1,5 @@
 //! The binary as an operator runs it: configuration errors, `account create`, `migrate`,
-//! `serve` with graceful shutdown, `demo`, and secrets kept out of logs.
+//! `serve` with graceful shutdown, and secrets kept out of logs (`demo` in `demo.rs`).
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -68,6 +68,32 @@ pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
         assert!(Instant::now() < deadline, "no graceful stop within 15 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Signs in to the dashboard of the service at `base` with `key`, as a browser does, and opens
+/// it; returns the session cookie (`name=value`) and the page.
+pub(crate) async fn dashboard_of(base: &str, key: &str) -> (String, reqwest::Response) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = crate::helpers::post_form(
+        &browser,
+        &format!("{base}/dashboard/sign-in"),
+        &[("api_key", key)],
+    )
+    .send()
+    .await
+    .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = browser
+        .get(format!("{base}/dashboard"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    (cookie, page)
 }
 
 #[test]
@@ -254,30 +280,8 @@ async fn secrets_never_reach_the_logs() {
         .await
         .unwrap();
     // A dashboard sign-in: neither the key in the form nor the session token may be logged.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = crate::helpers::post_form(
-        &no_redirects,
-        &format!("{base}/dashboard/sign-in"),
-        &[("api_key", key.as_str())],
-    )
-    .send()
-    .await
-    .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let (cookie, page) = dashboard_of(&base, &key).await;
     let token = cookie.split_once('=').unwrap().1.to_owned();
-    let page = client
-        .get(format!("{base}/dashboard"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(page.status(), 200);
     terminate(&mut child);
     let output = child.wait_with_output().unwrap();
@@ -303,54 +307,4 @@ async fn secrets_never_reach_the_logs() {
             "{secret} leaked into: {account_log}"
         );
     }
-}
-
-#[test]
-fn demo_sets_up_a_property_and_pools_through_the_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])
-            .args(["demo", "--no-serve"]),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("API key:     sb_key_"), "{stdout}");
-    assert!(stdout.contains("Google Ads"), "{stdout}");
-    assert!(stdout.contains("8 numbers"), "{stdout}");
-    assert!(
-        stdout.contains("<script async src=\"http://127.0.0.1:"),
-        "{stdout}"
-    );
-    // It ends with the channel report of the calls it placed, and where the dashboard is.
-    let report = stdout
-        .split("Channel report for today (3 demo calls")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no channel report: {stdout}"));
-    for channel in ["Paid Search", "Organic Search", "Paid Social", "Total"] {
-        let line = report
-            .lines()
-            .find(|l| l.trim_start().starts_with(channel))
-            .unwrap_or_else(|| panic!("no {channel} row: {stdout}"));
-        let calls = if channel == "Total" { "3" } else { "1" };
-        assert_eq!(
-            line.split_whitespace().nth(channel.split(' ').count()),
-            Some(calls),
-            "{line}"
-        );
-    }
-    assert!(stdout.contains("/dashboard"), "{stdout}");
-    // Run twice: the demo database is recreated, so numbers never collide.
-    let again = run(
-        switchboard(dir.path(), &[("SWITCHBOARD_BIND", "127.0.0.1:0")])
-            .args(["demo", "--no-serve"]),
-    );
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
 }

@@ -10,6 +10,7 @@ mod bad_input_volume;
 mod calls;
 mod cli;
 mod dashboard;
+mod demo;
 mod dni;
 mod dni_edges;
 mod exports;
