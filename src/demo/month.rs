@@ -26,7 +26,7 @@ use crate::simulate::traffic::{
 use crate::simulate::{Played, Target, play, settled_calls};
 use crate::time::{Millis, to_datetime};
 
-/// The same month, run after run (shifted to end now).
+/// The traffic's seed: runs on the same day play the same visitors (up to the time each ends).
 const SEED: u64 = 20_260_301;
 
 /// The first local midnight of `days` local days ending with today.

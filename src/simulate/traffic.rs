@@ -573,6 +573,9 @@ const USER_AGENTS: [&str; 3] = [
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
 ];
 
+/// The index of the first caller who dials a printed number (far above any visitor's).
+const OFFLINE_CALLERS: usize = 1 << 22;
+
 /// The longest time on one page (a tab left open all day is not a visit).
 const MAX_DWELL_MS: Millis = 45 * MINUTE_MS;
 
@@ -589,7 +592,9 @@ impl TrafficModel {
             .map(|(i, at)| self.visitor(&mut rng, i, at))
             .collect();
         if self.offline_calls_per_day > 0.0 {
-            let first = visitors.len();
+            // Their own stream and numbers: a later end adds visitors without changing them.
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x0ff1_11e5);
+            let first = OFFLINE_CALLERS;
             let dialled = poisson_arrivals(
                 &mut rng,
                 self.offline_calls_per_day,
