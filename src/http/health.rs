@@ -63,7 +63,7 @@ async fn timed<E: std::fmt::Display>(
     }
 }
 
-#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Each component's state; 200 even when one is down (read `status`)", body = Health)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (database, lease_store) = tokio::join!(

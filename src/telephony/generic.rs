@@ -49,10 +49,12 @@ pub enum EventKind {
 pub struct GenericEvent {
     pub event: EventKind,
     /// The provider's name (`telnyx`, `plivo`, ...): with `call_id`, it identifies the call.
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]{1,32}\s*$")]
     pub provider: String,
     /// The provider's id for the call.
     pub call_id: String,
-    /// The tracking number called (E.164).
+    /// The tracking number called.
+    #[schema(value_type = crate::http::formats::PhoneNumber)]
     pub to: String,
     /// The caller's number.
     pub from: Option<String>,

@@ -20,6 +20,7 @@ mod ga4;
 mod health;
 mod instances;
 mod live;
+mod openapi;
 mod outcomes;
 mod pools;
 mod properties;
