@@ -355,6 +355,12 @@ pub async fn add_conversion(
     convert(&state, &account, &call_id, &body).await
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    /// How many conversions were removed.
+    pub deleted: u64,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UndoQuery {
@@ -366,7 +372,7 @@ pub struct UndoQuery {
 #[utoipa::path(
     tag = "calls",
     params(("id" = String, Path, description = "Call id"), UndoQuery),
-    responses((status = 200, description = "`{\"deleted\": n}`"), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "Undone", body = Deleted), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[delete("/v1/calls/{id}/conversion")]
@@ -390,7 +396,7 @@ pub async fn undo_conversion(
             state.clock.now_ms(),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
 #[derive(Deserialize, ToSchema)]

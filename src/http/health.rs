@@ -137,7 +137,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-#[utoipa::path(tag = "operations", responses((status = 200, description = "pong")))]
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "`pong`: the process answers", content_type = "text/plain", body = String))
+)]
 #[get("/health/ping")]
 pub async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("pong")

@@ -441,6 +441,12 @@ pub async fn twilio_whisper(
     Ok(twiml_response(twiml::say(&text)))
 }
 
+/// What the generic endpoint answers to `call.updated`, once the event is kept.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub accepted: bool,
+}
+
 /// What the generic endpoint answers to `call.started`: where to send the call.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct RoutingAnswer {
@@ -464,7 +470,7 @@ pub struct RoutingAnswer {
     request_body = crate::telephony::generic::GenericEvent,
     responses(
         (status = 200, description = "call.started: the routing answer", body = RoutingAnswer),
-        (status = 202, description = "call.updated: accepted"),
+        (status = 202, description = "call.updated: accepted (`{\"accepted\": true}`)", body = Accepted),
         (status = 400, body = ErrorBody),
         (status = 403, description = "No `X-Switchboard-Signature` match, or the account has no calls secret", body = ErrorBody),
         (status = 404, description = "The tracking number is unknown", body = ErrorBody),
@@ -535,7 +541,7 @@ pub async fn generic_call(
         }
     }
     if !started {
-        return Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": true})));
+        return Ok(HttpResponse::Accepted().json(Accepted { accepted: true }));
     }
     let caller_id = match route.settings.caller_id {
         CallerId::Caller => caller,
