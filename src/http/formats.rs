@@ -88,6 +88,7 @@ pub struct Currency(String);
 #[schema(
     value_type = String,
     format = "uri",
+    min_length = 1,
     pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+([/?#]\S*)?$",
     max_length = 2048,
     example = "https://crm.example/hooks"
