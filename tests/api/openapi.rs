@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, error_of, spawn_app};
+use crate::helpers::{TestApp, error_of};
 
 /// Every public route, as README's tables list them. A route added to the service without
 /// being added here (or removed) fails `the_document_lists_every_route_and_each_is_routed`.
@@ -54,6 +54,14 @@ const ROUTES: [(&str, &[&str]); 41] = [
     ("/v1/webhooks/{id}", &["DELETE"]),
     ("/v1/webhooks/{id}/deliveries", &["GET"]),
 ];
+
+crate::on_both_backends!(
+    every_response_has_a_description_and_the_shared_errors_are_there,
+    the_document_lists_every_route_and_each_is_routed,
+    another_method_on_a_known_path_is_405_with_allow,
+    head_answers_as_get_without_a_body_on_every_get_route,
+    the_constraints_it_states_are_the_ones_enforced,
+);
 
 const METHODS: [&str; 6] = ["get", "post", "put", "patch", "delete", "options"];
 
@@ -103,9 +111,7 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
-#[tokio::test]
-async fn every_response_has_a_description_and_the_shared_errors_are_there() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn every_response_has_a_description_and_the_shared_errors_are_there(app: TestApp) {
     let doc = document(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let mut responses = 0;
@@ -139,9 +145,7 @@ async fn every_response_has_a_description_and_the_shared_errors_are_there() {
     assert!(responses > 250, "only {responses} responses");
 }
 
-#[tokio::test]
-async fn the_document_lists_every_route_and_each_is_routed() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn the_document_lists_every_route_and_each_is_routed(app: TestApp) {
     let doc = document(&app).await;
     let documented = operations(&doc);
     let expected: BTreeMap<String, BTreeSet<String>> = ROUTES
@@ -179,9 +183,7 @@ async fn the_document_lists_every_route_and_each_is_routed() {
     assert_eq!(error_of(res).await.1["message"], "property not found");
 }
 
-#[tokio::test]
-async fn another_method_on_a_known_path_is_405_with_allow() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn another_method_on_a_known_path_is_405_with_allow(app: TestApp) {
     let doc = document(&app).await;
     for (path, methods) in operations(&doc) {
         let unsupported = ["PUT", "PATCH", "DELETE", "POST", "GET"]
@@ -237,9 +239,7 @@ async fn another_method_on_a_known_path_is_405_with_allow() {
     );
 }
 
-#[tokio::test]
-async fn head_answers_as_get_without_a_body_on_every_get_route() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn head_answers_as_get_without_a_body_on_every_get_route(app: TestApp) {
     let property = app.create_property(&app.api_key).await;
     let pid = property["id"].as_str().unwrap();
     let pool = app.create_pool(&app.api_key, pid, &["+14155550150"]).await;
@@ -310,9 +310,7 @@ async fn head_answers_as_get_without_a_body_on_every_get_route() {
     }
 }
 
-#[tokio::test]
-async fn the_constraints_it_states_are_the_ones_enforced() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn the_constraints_it_states_are_the_ones_enforced(app: TestApp) {
     let doc = document(&app).await;
     let schema = |name: &str| doc["components"]["schemas"][name].clone();
     let param = |path: &str, method: &str, name: &str| -> Value {
