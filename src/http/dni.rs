@@ -74,6 +74,7 @@ impl From<VisitError> for ApiError {
         (status = 403, description = "The page is not on the property's domains", body = ErrorBody),
         (status = 404, description = "Unknown key", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 503, description = "The property could not be looked up: the database is unavailable and the key is not cached", body = ErrorBody),
     )
 )]
 #[post("/v1/dni/session")]

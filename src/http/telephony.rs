@@ -475,6 +475,7 @@ pub struct RoutingAnswer {
         (status = 403, description = "No `X-Switchboard-Signature` match, or the account has no calls secret", body = ErrorBody),
         (status = 404, description = "The tracking number is unknown", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 503, description = "A `call.updated` event could not be kept; retry", body = ErrorBody),
     )
 )]
 #[post("/v1/telephony/calls")]
