@@ -397,8 +397,10 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
                 )
                 .into()
             }))
-            .configure(http::routes)
-            .default_service(web::to(http::not_found))
+            .configure(http::configure)
+            .default_service(web::to(http::fallback))
+            // Innermost: HEAD is routed as GET before anything else sees the route.
+            .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::track_metrics))
             .wrap(from_fn(request_id_header))
             .wrap(TracingLogger::default())

@@ -31,11 +31,16 @@ use crate::time::{Millis, SharedClock};
 /// The longest URL kept; longer ones are cut (tracking parameters come first in practice).
 const MAX_URL_LEN: usize = 2048;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A page view, as the snippet posts it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct VisitRequest {
+    /// The property's `public_key`.
     pub key: String,
+    /// The `session` of the last answer, if any.
     #[serde(default)]
     pub session: Option<String>,
+    /// The page's absolute `http(s)` URL.
+    #[schema(value_type = crate::http::formats::HttpUrl)]
     pub url: String,
     #[serde(default)]
     pub referrer: Option<String>,
@@ -45,6 +50,7 @@ pub struct VisitRequest {
     /// The visitor's Google Analytics client id, from the `_ga` cookie (for GA4 events). Any
     /// JSON: whatever a page sends, a bad id is ignored, never an error.
     #[serde(default)]
+    #[schema(value_type = Option<Value>)]
     pub ga_client_id: Option<serde_json::Value>,
 }
 

@@ -157,7 +157,8 @@ impl TimeOfDay {
             )
         };
         let (h, m) = value.trim().split_once(':').ok_or_else(bad)?;
-        if h.len() != 2 || m.len() != 2 {
+        let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(h) || !digits(m) {
             return Err(bad());
         }
         let h: u16 = h.parse().map_err(|_| bad())?;
@@ -232,7 +233,9 @@ pub struct AlertSettingsInput {
 pub struct UtilisationInput {
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// A share above 0 and at most 1.
     #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub threshold: Option<f64>,
 }
 
@@ -248,9 +251,12 @@ pub struct ExhaustionInput {
 pub struct MissedCallsInput {
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// A share above 0 and at most 1.
     #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub threshold: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub min_calls: Option<i64>,
 }
 
@@ -259,7 +265,9 @@ pub struct MissedCallsInput {
 pub struct NoCallsInput {
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Minutes without a call, at most a week.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_080)]
     pub after_minutes: Option<i64>,
     #[serde(default)]
     pub business_hours: Option<BusinessHoursInput>,
@@ -269,10 +277,15 @@ pub struct NoCallsInput {
 #[serde(deny_unknown_fields)]
 pub struct BusinessHoursInput {
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub days: Option<Vec<Day>>,
+    /// `HH:MM`, before `24:00`.
     #[serde(default)]
+    #[schema(pattern = r"^\s*([01][0-9]|2[0-3]):[0-5][0-9]\s*$")]
     pub from: Option<String>,
+    /// `HH:MM` up to `24:00`, after `from`.
     #[serde(default)]
+    #[schema(pattern = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$")]
     pub to: Option<String>,
 }
 

@@ -51,10 +51,12 @@ pub enum Whisper {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallSettingsPatch {
+    #[schema(minimum = 5, maximum = 600)]
     pub ring_timeout_s: Option<i64>,
     pub record: Option<bool>,
     pub caller_id: Option<CallerId>,
     pub whisper: Option<Whisper>,
+    #[schema(minimum = 1, maximum = 720)]
     pub attribution_window_hours: Option<i64>,
 }
 

@@ -38,10 +38,16 @@ fn is_set<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error>
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ga4Patch {
+    /// `G-` and 4-20 letters or digits.
+    #[schema(pattern = r"^\s*[Gg]-[A-Za-z0-9]{4,20}\s*$")]
     pub measurement_id: Option<String>,
-    #[schema(value_type = Option<String>)]
+    /// The stream's Measurement Protocol API secret: 8-128 visible ASCII characters.
+    #[schema(value_type = Option<String>, pattern = r"^\s*[!-~]{8,128}\s*$")]
     pub api_secret: Option<SecretString>,
+    #[schema(value_type = Option<crate::http::formats::HttpUrl>)]
     pub endpoint: Option<String>,
+    /// A letter, then letters, digits or `_` (at most 40), not reserved by Google.
+    #[schema(pattern = r"^\s*[A-Za-z][A-Za-z0-9_]{0,39}\s*$")]
     pub event_name: Option<String>,
 }
 

@@ -62,6 +62,7 @@ impl NewConversion {
 #[serde(deny_unknown_fields)]
 pub struct LeadRule {
     /// Seconds of conversation (answered calls) at least (default 60, as Google Ads).
+    #[schema(maximum = 86_400)]
     pub min_duration_s: u32,
     /// Only a first-time caller's call qualifies.
     pub first_time_only: bool,
@@ -99,20 +100,21 @@ impl LeadRule {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomePatch {
-    /// One of the property's dispositions.
+    /// One of the property's dispositions; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::formats::Disposition>)]
     pub disposition: Option<Option<String>>,
-    /// 0-100.
+    /// 0-100; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100)]
     pub lead_score: Option<Option<i64>>,
-    /// Customer satisfaction, 1-5.
+    /// Customer satisfaction, 1-5; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 5)]
     pub csat: Option<Option<i64>>,
     /// Free labels (at most 20, each 1-50 characters); replaces the call's tags.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::http::formats::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
 }
 

@@ -6,6 +6,8 @@ use super::FieldError;
 
 /// E.164's limit on a number's digits, country code included (ITU-T E.164, 6.2.1).
 const MAX_E164_DIGITS: usize = 15;
+/// The longest spelling of a number taken, separators included.
+const MAX_SPELLED_CHARS: usize = 40;
 
 /// A valid phone number, held in E.164 (`+14155550100`).
 ///
@@ -24,6 +26,23 @@ impl PhoneNumber {
             return Err(FieldError::new(field, "must not be empty"));
         }
         let international = trimmed.starts_with('+') || trimmed.starts_with("00");
+        // libphonenumber skips what follows a number (`+14155550100*` parses); only digits and
+        // the usual separators are a spelling of one.
+        let spelled = trimmed.strip_prefix('+').unwrap_or(trimmed);
+        if international
+            && (spelled.chars().count() > MAX_SPELLED_CHARS
+                || !spelled
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " ().-".contains(c)))
+        {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "`{trimmed}` is not a phone number: write it in E.164, e.g. +14155550100 \
+                     (spaces, dots, dashes and brackets are allowed)"
+                ),
+            ));
+        }
         if !international {
             return Err(FieldError::new(
                 field,
@@ -120,6 +139,9 @@ mod tests {
             "+999 123",
             "hello",
             "+1415555010012345",
+            // Found by schemathesis (.ci/api-fuzz): libphonenumber skips what follows.
+            "+14155550136*",
+            "+1 415 555 0136 call me",
         ] {
             let err = PhoneNumber::parse("forward_to", input).unwrap_err();
             assert_eq!(err.field, "forward_to", "{input}");

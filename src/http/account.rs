@@ -16,7 +16,10 @@ use crate::domain::FieldError;
 #[serde(deny_unknown_fields)]
 pub struct TwilioCredentialsRequest {
     /// `AC` followed by 32 hex digits.
+    #[schema(pattern = r"^\s*AC[0-9A-Fa-f]{32}\s*$")]
     pub twilio_account_sid: String,
+    /// 16-128 characters.
+    #[schema(pattern = r"^\s*\S[\s\S]{14,126}\S\s*$")]
     pub twilio_auth_token: String,
 }
 
@@ -47,7 +50,7 @@ async fn settings_of(state: &AppState, account_id: &str) -> TelephonySettings {
 
 #[utoipa::path(
     tag = "account",
-    responses((status = 200, body = TelephonySettings), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "The account's telephony settings", body = TelephonySettings)),
     security(("api_key" = []))
 )]
 #[get("/v1/account/telephony")]
@@ -65,7 +68,7 @@ pub async fn get_telephony(
     tag = "account",
     request_body = TwilioCredentialsRequest,
     responses(
-        (status = 200, body = TelephonySettings),
+        (status = 200, description = "Connected", body = TelephonySettings),
         (status = 409, description = "The Twilio account is connected to another account", body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),
@@ -102,7 +105,7 @@ pub async fn put_telephony(
 /// Creates (or replaces) the secret that signs the account's generic call events.
 #[utoipa::path(
     tag = "account",
-    responses((status = 201, body = CallsSecret), (status = 401, body = ErrorBody)),
+    responses((status = 201, description = "The new secret, shown this once", body = CallsSecret)),
     security(("api_key" = []))
 )]
 #[post("/v1/account/telephony/calls-secret")]

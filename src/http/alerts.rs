@@ -13,7 +13,7 @@ use crate::domain::{AlertSettings, AlertSettingsInput};
 #[utoipa::path(
     tag = "alerts",
     params(("id" = String, Path, description = "Property id")),
-    responses((status = 200, body = AlertSettings), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The property's alert rules", body = AlertSettings), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/properties/{id}/alerts")]
@@ -37,7 +37,7 @@ pub async fn get_alerts(
     params(("id" = String, Path, description = "Property id")),
     request_body = AlertSettingsInput,
     responses(
-        (status = 200, body = AlertSettings),
+        (status = 200, description = "The rules now in force", body = AlertSettings),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),

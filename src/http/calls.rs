@@ -21,20 +21,26 @@ use crate::storage::CallFilter;
 #[into_params(parameter_in = Query)]
 pub struct CallsQuery {
     /// Calls that started at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Calls that started before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// A channel name, e.g. `Paid Search` or `Unattributed`.
     pub channel: Option<String>,
-    /// `source`, `exact`, `shared`, `overflow`, `expired` or `none`.
+    /// The attribution's confidence.
+    #[param(value_type = Option<crate::attribution::Confidence>)]
     pub confidence: Option<String>,
-    /// A provider status, e.g. `completed` or `no-answer`.
+    /// The call's status.
+    #[param(value_type = Option<crate::domain::CallStatus>)]
     pub status: Option<String>,
-    /// `answered` or `missed`.
+    #[param(value_type = Option<crate::domain::Outcome>)]
     pub outcome: Option<String>,
     /// At most this many calls (1-500; default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
+    #[param(pattern = r"^-?[0-9]{1,18}\.")]
     pub cursor: Option<String>,
 }
 
@@ -75,9 +81,12 @@ impl CallsQuery {
                 "must be one of source, exact, shared, overflow, expired, none",
             ));
         }
+        // Exactly as documented (the webhooks' parser also takes Twilio's other spellings).
         let status = match &self.status {
             Some(s) => Some(
-                CallStatus::parse(s)
+                CallStatus::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == s)
                     .ok_or_else(|| FieldError::new("status", "is not a call status"))?
                     .as_str()
                     .to_owned(),
@@ -122,7 +131,7 @@ fn decode_cursor(c: &str) -> Option<(i64, String)> {
     tag = "calls",
     params(("id" = String, Path, description = "Property id"), CallsQuery),
     responses(
-        (status = 200, body = CallList),
+        (status = 200, description = "A page of calls, newest first", body = CallList),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),
@@ -168,7 +177,7 @@ pub struct CallDetail {
 #[utoipa::path(
     tag = "calls",
     params(("id" = String, Path, description = "Call id")),
-    responses((status = 200, body = CallDetail), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The call", body = CallDetail), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/calls/{id}")]
@@ -234,8 +243,8 @@ pub struct Erased {
 /// from every call of the account. Reports keep counting the calls, and the caller once.
 #[utoipa::path(
     tag = "calls",
-    params(("e164" = String, Path, description = "The caller's number")),
-    responses((status = 200, body = Erased), (status = 422, body = ErrorBody)),
+    params(("e164" = super::formats::E164, Path, description = "The caller's number (the `+` percent-encoded as `%2B`)")),
+    responses((status = 200, description = "Erased", body = Erased), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[delete("/v1/callers/{e164}")]
@@ -257,11 +266,14 @@ pub async fn erase_caller(
 #[serde(deny_unknown_fields)]
 pub struct ConversionRequest {
     /// What the call led to, e.g. `sale` or `booking`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Its value in the property's currency (0 for a conversion without one).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub value: f64,
     /// Must be the property's currency when given.
+    #[schema(value_type = Option<super::formats::Currency>)]
     pub currency: Option<String>,
     /// When it happened; defaults to now.
     pub at: Option<DateTime<Utc>>,
@@ -330,7 +342,7 @@ async fn convert(
     tag = "calls",
     params(("id" = String, Path, description = "Call id")),
     request_body = ConversionRequest,
-    responses((status = 201, body = ConversionCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, description = "Recorded", body = ConversionCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[post("/v1/calls/{id}/conversion")]
@@ -341,6 +353,12 @@ pub async fn add_conversion(
     super::json::ApiJson(body): super::json::ApiJson<ConversionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     convert(&state, &account, &call_id, &body).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    /// How many conversions were removed.
+    pub deleted: u64,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -354,7 +372,7 @@ pub struct UndoQuery {
 #[utoipa::path(
     tag = "calls",
     params(("id" = String, Path, description = "Call id"), UndoQuery),
-    responses((status = 200, description = "`{\"deleted\": n}`"), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "Undone", body = Deleted), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[delete("/v1/calls/{id}/conversion")]
@@ -378,20 +396,24 @@ pub async fn undo_conversion(
             state.clock.now_ms(),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": deleted })))
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallerConversionRequest {
     /// The caller's number, as the CRM knows it.
+    #[schema(value_type = super::formats::PhoneNumber)]
     pub caller: String,
     /// When the CRM saw the call (or the sale); the caller's latest call at or before it,
     /// within 30 days, is credited.
     pub at: DateTime<Utc>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub value: f64,
+    #[schema(value_type = Option<super::formats::Currency>)]
     pub currency: Option<String>,
 }
 
@@ -400,7 +422,7 @@ pub struct CallerConversionRequest {
     tag = "calls",
     params(("id" = String, Path, description = "Property id")),
     request_body = CallerConversionRequest,
-    responses((status = 201, body = ConversionCreated), (status = 404, description = "No call of that caller", body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, description = "Recorded on the caller's latest call", body = ConversionCreated), (status = 404, description = "No call of that caller", body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[post("/v1/properties/{id}/conversions")]
@@ -448,7 +470,7 @@ pub async fn add_conversion_by_caller(
     tag = "calls",
     params(("id" = String, Path, description = "Call id")),
     request_body = OutcomePatch,
-    responses((status = 200, body = CallDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "The call, updated", body = CallDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[patch("/v1/calls/{id}")]

@@ -68,12 +68,13 @@ impl From<VisitError> for ApiError {
 
 #[utoipa::path(
     tag = "dni",
-    request_body(content = String, description = "JSON `{key, session?, url, referrer?}`, sent as text/plain or application/json"),
+    request_body(content = VisitRequest, description = "JSON, sent as `text/plain` (a CORS simple request: no preflight) or `application/json`"),
     responses(
-        (status = 200, body = VisitAnswer),
+        (status = 200, description = "The number this visitor sees", body = VisitAnswer),
         (status = 403, description = "The page is not on the property's domains", body = ErrorBody),
         (status = 404, description = "Unknown key", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 503, description = "The property could not be looked up: the database is unavailable and the key is not cached", body = ErrorBody),
     )
 )]
 #[post("/v1/dni/session")]
@@ -109,6 +110,11 @@ pub async fn session(
 }
 
 /// Answers a preflight, for snippets or integrations that send `application/json`.
+#[utoipa::path(
+    tag = "dni",
+    params(("Origin" = Option<String>, Header, description = "The page's origin, echoed in `Access-Control-Allow-Origin`")),
+    responses((status = 204, description = "CORS preflight: `POST` with `Content-Type` allowed for a day")),
+)]
 #[options("/v1/dni/session")]
 pub async fn preflight(req: HttpRequest) -> HttpResponse {
     let mut res = with_cors(HttpResponse::NoContent().finish(), origin(&req).as_deref());

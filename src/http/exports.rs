@@ -16,8 +16,10 @@ use crate::reports::google_ads::offline_conversions_csv;
 #[into_params(parameter_in = Query)]
 pub struct DaysQuery {
     /// The first day, in the property's time zone (`YYYY-MM-DD`).
+    #[param(required = true, value_type = super::formats::LocalDay)]
     pub from: Option<String>,
-    /// The last day, included (`YYYY-MM-DD`).
+    /// The last day, included (`YYYY-MM-DD`), not before `from`.
+    #[param(required = true, value_type = super::formats::LocalDay)]
     pub to: Option<String>,
 }
 

@@ -63,7 +63,7 @@ async fn timed<E: std::fmt::Display>(
     }
 }
 
-#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Each component's state; 200 even when one is down (read `status`)", body = Health)))]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (database, lease_store) = tokio::join!(
@@ -137,7 +137,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-#[utoipa::path(tag = "operations", responses((status = 200, description = "pong")))]
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "`pong`: the process answers", content_type = "text/plain", body = String))
+)]
 #[get("/health/ping")]
 pub async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("pong")

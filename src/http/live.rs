@@ -21,8 +21,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
     tag = "calls",
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, description = "`text/event-stream`: one `data:` line of JSON per event, `type` one of `ringing`, `in_progress`, `ended`, `updated`, `attributed`, `completed`"),
-        (status = 401, body = ErrorBody),
+        (status = 200, description = "Server-Sent Events: one `data:` line of JSON per event, `type` one of `ringing`, `in_progress`, `ended`, `updated`, `attributed`, `completed`; a comment every 15 s", content_type = "text/event-stream", body = String),
         (status = 404, body = ErrorBody),
     ),
     security(("api_key" = []))

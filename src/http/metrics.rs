@@ -94,7 +94,10 @@ pub async fn track(
     Ok(res)
 }
 
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Prometheus' text exposition format", content_type = "text/plain", body = String))
+)]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut buf = Vec::new();

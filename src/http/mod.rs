@@ -8,9 +8,11 @@ mod dashboard;
 mod dni;
 pub mod error;
 mod exports;
+pub(crate) mod formats;
 mod health;
 pub mod json;
 mod live;
+mod methods;
 mod metrics;
 pub mod openapi;
 mod pools;
@@ -23,9 +25,10 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
+use utoipa_actix_web::service_config::ServiceConfig;
 
+pub use methods::{fallback, head_as_get};
 pub use metrics::Metrics;
 
 use crate::config::Settings;
@@ -33,7 +36,6 @@ use crate::dni::lease_store::LeaseStore;
 use crate::geo::Geo;
 use crate::storage::Storage;
 use crate::time::SharedClock;
-use error::ApiError;
 
 /// Everything a handler may use. Cheap to clone (all shared).
 pub struct AppState {
@@ -58,7 +60,10 @@ pub struct AppState {
     pub live: Arc<crate::live::LiveHub>,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Every route of the service. Each handler is registered and documented in one call (its
+/// `#[utoipa::path]` is required to register it), so `/openapi.json`, the `Allow` header of a
+/// 405 and HEAD handling (`methods`) all follow this one table.
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::health)
         .service(health::ping)
         .service(metrics::metrics)
@@ -114,6 +119,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(dashboard::asset);
 }
 
+/// The routes on a plain actix `ServiceConfig` (what `App::configure` hands over).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    routes(&mut ServiceConfig::new(cfg));
+}
+
 pub use metrics::track as track_metrics;
 
 impl AppState {
@@ -127,13 +137,4 @@ impl AppState {
     pub async fn credentials_changed(&self) {
         self.credentials.refresh(&self.storage).await;
     }
-}
-
-/// Unknown paths answer in the API's error shape too.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; see /openapi.json",
-    ))
 }

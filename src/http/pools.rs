@@ -16,6 +16,7 @@ use crate::storage::{Pool, TrackingNumber};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePoolRequest {
+    #[schema(value_type = super::formats::Name)]
     pub name: String,
     pub kind: PoolKind,
     /// Which visits the pool serves; omitted or empty makes it the property's default pool.
@@ -23,26 +24,35 @@ pub struct CreatePoolRequest {
     pub matcher: Option<PoolMatch>,
     /// Minutes a session keeps its number after its last activity (1-1440, default 30).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1440)]
     pub lease_minutes: Option<i64>,
     /// What happens when every number is leased (default `share`).
     #[serde(default)]
     pub exhaustion: Option<ExhaustionPolicy>,
     /// Required with `exhaustion: overflow`.
     #[serde(default)]
+    #[schema(value_type = Option<super::formats::PhoneNumber>)]
     pub overflow_number: Option<String>,
-    /// Tracking numbers (E.164); each may belong to one pool only.
+    /// Tracking numbers, each listed once; a number may belong to one pool only, and a
+    /// `source` pool has one.
     #[serde(default)]
+    #[schema(schema_with = super::formats::phone_numbers::<0>)]
     pub numbers: Vec<String>,
     /// What each number costs per month, in the property's currency.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub monthly_cost: Option<f64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddNumbersRequest {
+    /// Tracking numbers, each listed once.
+    #[schema(schema_with = super::formats::phone_numbers::<1>)]
     pub numbers: Vec<String>,
+    /// What each number costs per month, in the property's currency.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub monthly_cost: Option<f64>,
 }
 
@@ -61,7 +71,7 @@ pub struct NumberList {
     params(("id" = String, Path, description = "Property id")),
     request_body = CreatePoolRequest,
     responses(
-        (status = 201, body = Pool),
+        (status = 201, description = "Created", body = Pool),
         (status = 404, body = ErrorBody),
         (status = 409, description = "A number is already in a pool", body = ErrorBody),
         (status = 422, body = ErrorBody),
@@ -98,7 +108,7 @@ pub async fn create_pool(
 #[utoipa::path(
     tag = "pools",
     params(("id" = String, Path, description = "Property id")),
-    responses((status = 200, body = PoolList), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The property's pools", body = PoolList), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/properties/{id}/pools")]
@@ -118,7 +128,7 @@ pub async fn list_pools(
 #[utoipa::path(
     tag = "pools",
     params(("id" = String, Path, description = "Pool id")),
-    responses((status = 200, body = Pool), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The pool", body = Pool), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/pools/{id}")]
@@ -138,7 +148,7 @@ pub async fn get_pool(
 #[utoipa::path(
     tag = "pools",
     params(("id" = String, Path, description = "Pool id")),
-    responses((status = 200, body = NumberList), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The pool's numbers, retired ones included", body = NumberList), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/pools/{id}/numbers")]
@@ -202,7 +212,7 @@ pub async fn add_numbers(
     tag = "pools",
     params(
         ("id" = String, Path, description = "Pool id"),
-        ("e164" = String, Path, description = "The number, E.164 (`+` may be written %2B)"),
+        ("e164" = super::formats::PathNumber, Path, description = "The number"),
     ),
     responses(
         (status = 200, description = "The retired number", body = TrackingNumber),
@@ -242,8 +252,10 @@ fn path_number(raw: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct HealthQuery {
     /// Acceptable chance that an arriving visitor finds no free number (default 0.01).
+    #[param(exclusive_minimum = 0, exclusive_maximum = 1)]
     pub target: Option<f64>,
     /// Hours of history to learn from (default 24, at most 720).
+    #[param(minimum = 1, maximum = 720)]
     pub window_hours: Option<i64>,
 }
 
@@ -279,7 +291,7 @@ pub struct PoolHealth {
 #[utoipa::path(
     tag = "pools",
     params(("id" = String, Path, description = "Pool id"), HealthQuery),
-    responses((status = 200, body = PoolHealth), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "The pool's health and recommended size", body = PoolHealth), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/pools/{id}/health")]

@@ -15,19 +15,25 @@ use crate::storage::{Property, StorageError};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePropertyRequest {
+    #[schema(value_type = super::formats::Name)]
     pub name: String,
     /// Hosts the snippet runs on; subdomains are included.
+    #[schema(value_type = Vec<super::formats::Domain>, min_items = 1, max_items = 100)]
     pub domains: Vec<String>,
-    /// The number the site publishes today (E.164).
+    /// The number the site publishes today.
+    #[schema(value_type = super::formats::PhoneNumber)]
     pub default_number: String,
-    /// Where calls are forwarded (E.164). Defaults to `default_number`.
+    /// Where calls are forwarded. Defaults to `default_number`.
     #[serde(default)]
+    #[schema(value_type = Option<super::formats::PhoneNumber>)]
     pub forward_to: Option<String>,
     /// IANA time zone for reports. Defaults to UTC.
     #[serde(default)]
+    #[schema(value_type = Option<super::formats::TimeZone>)]
     pub timezone: Option<String>,
     /// ISO 4217 currency. Defaults to USD.
     #[serde(default)]
+    #[schema(value_type = Option<super::formats::Currency>)]
     pub currency: Option<String>,
     /// How calls ring through; every field is optional.
     #[serde(default)]
@@ -42,6 +48,7 @@ pub struct UpdatePropertyRequest {
     pub call_settings: Option<CallSettingsPatch>,
     /// The dispositions the business may give calls (replaces the list).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::formats::Disposition>>, min_items = 1, max_items = 50)]
     pub dispositions: Option<Vec<String>>,
     /// When a completed call is a qualified lead (applies to calls completing from now on).
     #[serde(default)]
@@ -116,7 +123,7 @@ pub async fn create_property(
 #[utoipa::path(
     tag = "properties",
     responses(
-        (status = 200, body = PropertyList),
+        (status = 200, description = "The account's properties", body = PropertyList),
         (status = 401, body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -140,7 +147,7 @@ pub async fn list_properties(
     tag = "properties",
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, body = PropertyView),
+        (status = 200, description = "The property", body = PropertyView),
         (status = 404, description = "No such property in this account", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -160,7 +167,7 @@ pub async fn get_property(
     params(("id" = String, Path, description = "Property id")),
     request_body = UpdatePropertyRequest,
     responses(
-        (status = 200, body = PropertyView),
+        (status = 200, description = "The property, updated", body = PropertyView),
         (status = 404, description = "No such property in this account", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
     ),

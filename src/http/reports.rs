@@ -21,13 +21,16 @@ use crate::storage::{AdCostRow, CostSettings};
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First day, `YYYY-MM-DD`, in the property's time zone.
+    #[param(required = true, value_type = super::formats::LocalDay)]
     pub from: Option<String>,
-    /// Last day (inclusive), `YYYY-MM-DD`. At most 366 days after `from`.
+    /// Last day (inclusive), `YYYY-MM-DD`, not before `from` and at most 365 days after it.
+    #[param(required = true, value_type = super::formats::LocalDay)]
     pub to: Option<String>,
-    /// `channel` (default), `source`, `medium`, `campaign`, `keyword`, `landing_page`,
-    /// `visitor_city`, `caller_city`, `pool`, `confidence`, `day`, `weekday` or `hour`.
+    /// The dimension of the rows (default `channel`).
+    #[param(value_type = Option<crate::reports::Dimension>)]
     pub group_by: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(value_type = Option<super::formats::ReportFormat>)]
     pub format: Option<String>,
 }
 
@@ -113,11 +116,76 @@ async fn answer_report(
     }
 }
 
+/// A report as JSON: its rows, each holding the dimension's value under the dimension's name
+/// (`"channel": "Paid Search"`) and the figures, and the totals.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Never built: it describes `report::to_json`.
+pub struct AttributionReport {
+    property_id: String,
+    #[schema(value_type = super::formats::LocalDay)]
+    from: String,
+    #[schema(value_type = super::formats::LocalDay)]
+    to: String,
+    #[schema(value_type = crate::reports::Dimension)]
+    group_by: String,
+    currency: String,
+    #[schema(schema_with = report_rows)]
+    rows: (),
+    #[schema(schema_with = figures)]
+    totals: (),
+}
+
+/// The service report as JSON: the attribution report's shape, with the industry benchmarks
+/// and how the totals stand against them.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Never built: it describes `report::to_json`.
+pub struct ServiceReport {
+    #[serde(flatten)]
+    report: AttributionReport,
+    /// Each benchmarked figure's published range.
+    benchmarks: std::collections::BTreeMap<String, BenchmarkView>,
+    /// Each benchmarked total: `better`, `within` or `worse` than its benchmark.
+    standing: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct BenchmarkView {
+    low: f64,
+    high: f64,
+    /// `higher` or `lower`.
+    better: String,
+    source: String,
+}
+
+/// Figures by name: numbers, or `null` where a denominator is 0 (and text for the dimension).
+fn figures() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .additional_properties(Some(
+            ObjectBuilder::new().schema_type(
+                [Type::String, Type::Number, Type::Null]
+                    .into_iter()
+                    .collect::<SchemaType>(),
+            ),
+        ))
+        .build()
+}
+
+fn report_rows() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(figures())
+        .build()
+}
+
 #[utoipa::path(
     tag = "reports",
     params(("id" = String, Path, description = "Property id"), ReportQuery),
     responses(
-        (status = 200, description = "`{from, to, group_by, currency, rows, totals}`; CSV with format=csv"),
+        (status = 200, description = "The report: JSON, or with `format=csv` a CSV file (a header, the rows, a `Total` row)", content(
+            (AttributionReport = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),
@@ -137,7 +205,10 @@ pub async fn attribution_report(
     tag = "reports",
     params(("id" = String, Path, description = "Property id"), ReportQuery),
     responses(
-        (status = 200, description = "Call-centre figures per row, with industry benchmarks and the totals' standing"),
+        (status = 200, description = "Call-centre figures per row, with industry benchmarks and the totals' standing: JSON, or with `format=csv` a CSV file (a header, the rows, a `Total` and a `Benchmark` row)", content(
+            (ServiceReport = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),
@@ -158,17 +229,23 @@ pub async fn service_report(
 #[serde(deny_unknown_fields)]
 pub struct CostRowInput {
     /// `YYYY-MM-DD`, in the property's time zone.
+    #[schema(value_type = super::formats::LocalDay)]
     pub date: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub source: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub medium: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub campaign: Option<String>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub amount: f64,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostUpload {
+    #[schema(min_items = 1, max_items = 50_000)]
     pub rows: Vec<CostRowInput>,
 }
 
@@ -263,9 +340,12 @@ fn csv_rows(body: &[u8]) -> Result<Vec<CostRowInput>, ApiError> {
 #[utoipa::path(
     tag = "costs",
     params(("id" = String, Path, description = "Property id")),
-    request_body(content = CostUpload, description = "JSON `{rows:[...]}`, or `text/csv` with a header `date,source,medium,campaign,amount`"),
+    request_body(description = "JSON `{rows:[...]}`, or CSV with a header naming `date,source,medium,campaign,amount` (any order; `campaign` optional)", content(
+        (CostUpload = "application/json"),
+        (String = "text/csv"),
+    )),
     responses(
-        (status = 200, body = CostUploadResult),
+        (status = 200, description = "Stored", body = CostUploadResult),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody),
@@ -306,10 +386,18 @@ pub async fn upload_costs(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let input = if content_type.starts_with("text/csv") {
-        csv_rows(&body)?
-    } else {
-        super::json::parse::<CostUpload>(&body)?.rows
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let input = match media {
+        "text/csv" => csv_rows(&body)?,
+        "" | "application/json" | "text/plain" => super::json::parse::<CostUpload>(&body)?.rows,
+        m if m.ends_with("+json") => super::json::parse::<CostUpload>(&body)?.rows,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send JSON (application/json) or CSV (text/csv), not {other}"),
+            ));
+        }
     };
     if input.is_empty() || input.len() > MAX_COST_ROWS {
         return Err(FieldError::new("rows", format!("must hold 1 to {MAX_COST_ROWS} rows")).into());
@@ -349,7 +437,7 @@ pub struct CostList {
 #[utoipa::path(
     tag = "costs",
     params(("id" = String, Path, description = "Property id"), ReportQuery),
-    responses((status = 200, body = CostList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "The ad spend rows of the range", body = CostList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/properties/{id}/costs")]
@@ -390,25 +478,36 @@ pub async fn list_costs(
 pub struct CostSettingsBody {
     /// Per started minute of a call (Twilio bills per started minute). Default 0.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub per_minute_cost: f64,
     /// The property's monthly running cost (staff, software), prorated per day and reported as
     /// `operating_cost_per_call`. Default 0.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub operating_cost_monthly: f64,
 }
 
-fn settings_view(s: CostSettings, timezone: &str) -> serde_json::Value {
-    serde_json::json!({
-        "per_minute_cost": from_micros(s.per_minute_cost_micros),
-        "operating_cost_monthly": from_micros(s.operating_cost_monthly_micros),
-        "timezone": property_tz(timezone).name(),
-    })
+/// A property's cost settings as the API shows them.
+#[derive(Serialize, ToSchema)]
+pub struct CostSettingsView {
+    pub per_minute_cost: f64,
+    pub operating_cost_monthly: f64,
+    /// The property's time zone, whose days the operating cost is prorated over.
+    pub timezone: String,
+}
+
+fn settings_view(s: CostSettings, timezone: &str) -> CostSettingsView {
+    CostSettingsView {
+        per_minute_cost: from_micros(s.per_minute_cost_micros),
+        operating_cost_monthly: from_micros(s.operating_cost_monthly_micros),
+        timezone: property_tz(timezone).name().to_owned(),
+    }
 }
 
 #[utoipa::path(
     tag = "costs",
     params(("id" = String, Path, description = "Property id")),
-    responses((status = 200, body = CostSettingsBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The property's cost settings", body = CostSettingsView), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[get("/v1/properties/{id}/cost-settings")]
@@ -426,7 +525,7 @@ pub async fn get_cost_settings(
     tag = "costs",
     params(("id" = String, Path, description = "Property id")),
     request_body = CostSettingsBody,
-    responses((status = 200, body = CostSettingsBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "The cost settings now in force", body = CostSettingsView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []))
 )]
 #[put("/v1/properties/{id}/cost-settings")]

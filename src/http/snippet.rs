@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256, Sha384};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 
 pub const SNIPPET_JS: &str = include_str!("../../js-snippet/dist/dni.js");
 
@@ -71,6 +71,15 @@ fn javascript(cache_control: &'static str) -> HttpResponse {
     res
 }
 
+/// The latest snippet, for pages that prefer updates to pinning.
+#[utoipa::path(
+    tag = "dni",
+    params(("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer")),
+    responses(
+        (status = 200, description = "The snippet, cached a day (`ETag`)", content_type = "application/javascript", body = String),
+        (status = 304, description = "The `ETag` is current"),
+    ),
+)]
 #[get("/dni.js")]
 pub async fn latest(req: HttpRequest) -> HttpResponse {
     let fresh = req
@@ -91,6 +100,16 @@ pub async fn latest(req: HttpRequest) -> HttpResponse {
     javascript("public, max-age=86400, stale-while-revalidate=604800")
 }
 
+/// This build's snippet, pinned by its content hash (the `integrity` of the property's
+/// `snippet_tag` holds for it).
+#[utoipa::path(
+    tag = "dni",
+    params(("version" = String, Path, description = "The content hash of this build's snippet", pattern = "^[0-9a-f]{12}$")),
+    responses(
+        (status = 200, description = "The snippet, immutable, cached a year", content_type = "application/javascript", body = String),
+        (status = 404, description = "Not this build's version", body = ErrorBody),
+    ),
+)]
 #[get("/dni.v{version}.js")]
 pub async fn pinned(version: web::Path<String>) -> Result<HttpResponse, ApiError> {
     if *version != SNIPPET.version {

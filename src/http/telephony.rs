@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use secrecy::ExposeSecret;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiBody;
 use crate::domain::{PhoneNumber, Whisper};
 use crate::storage::{CallEvent, RouteRow};
@@ -18,8 +18,93 @@ use crate::telephony::{twilio_signature, twiml};
 
 fn twiml_response(body: String) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/xml; charset=utf-8")
+        .content_type("application/xml; charset=utf-8")
         .body(body)
+}
+
+/// Every Twilio request is signed.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Never built: it describes the header `verified_params` reads.
+struct TwilioSignature {
+    /// Twilio's signature of the public URL and the form.
+    #[param(rename = "X-Twilio-Signature")]
+    signature: String,
+}
+
+/// What any Twilio webhook answers when it refuses a request.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it describes `verified_params`' errors.
+enum TwilioRefused {
+    /// No `X-Twilio-Signature`, or a required field is missing.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// The signature does not match, or no auth token is known for the request.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// What the `status` and `recording` callbacks answer (and `TwilioRefused`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it describes `spool_callback`'s answers.
+enum CallbackKept {
+    /// Kept (an empty TwiML `<Response/>`).
+    #[response(status = 200, content_type = "application/xml")]
+    Kept(String),
+    /// The event could not be kept; Twilio retries.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The form fields of Twilio's voice webhook that the service reads (Twilio sends more, and
+/// every one is signed).
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct TwilioVoiceForm {
+    /// The call's id.
+    CallSid: String,
+    /// The tracking number called.
+    To: String,
+    /// The caller's number.
+    From: Option<String>,
+    /// Picks the auth token of an account that connected its own Twilio account.
+    AccountSid: Option<String>,
+    CallStatus: Option<String>,
+    CallerName: Option<String>,
+    FromCity: Option<String>,
+    FromState: Option<String>,
+    FromZip: Option<String>,
+    FromCountry: Option<String>,
+}
+
+/// The form fields of Twilio's callbacks (`status`, `dial`, `recording`) that the service reads.
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct TwilioCallbackForm {
+    CallSid: String,
+    /// Set on the leg to the business: the caller's call.
+    ParentCallSid: Option<String>,
+    AccountSid: Option<String>,
+    To: Option<String>,
+    From: Option<String>,
+    CallStatus: Option<String>,
+    CallDuration: Option<String>,
+    DialCallStatus: Option<String>,
+    DialCallDuration: Option<String>,
+    RecordingStatus: Option<String>,
+    RecordingUrl: Option<String>,
+    RecordingSid: Option<String>,
+    RecordingDuration: Option<String>,
+    SequenceNumber: Option<String>,
+    Timestamp: Option<String>,
+}
+
+/// The form fields of the whisper request (Twilio's answered-leg request) that the service reads.
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct TwilioWhisperForm {
+    CallSid: Option<String>,
+    AccountSid: Option<String>,
 }
 
 /// The URL Twilio called, as it signed it: the public URL, the path and the query.
@@ -115,6 +200,15 @@ fn callback_url(state: &AppState, kind: &str, tracking_number: &str) -> String {
     format!("{}/v1/telephony/twilio/{kind}?{query}", public_base(state))
 }
 
+#[utoipa::path(
+    tag = "twilio",
+    params(TwilioSignature),
+    request_body(content = TwilioVoiceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML: `<Dial>` to the property's `forward_to`, or, for a number the service does not know, `<Say>` and `<Hangup/>`", content_type = "application/xml", body = String),
+        TwilioRefused,
+    )
+)]
 #[post("/v1/telephony/twilio/voice")]
 pub async fn twilio_voice(
     state: web::Data<AppState>,
@@ -213,11 +307,19 @@ async fn spool_callback(
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TrackingQuery {
+    /// The tracking number, set by the service in the callback URL.
     tn: Option<String>,
 }
 
+#[utoipa::path(
+    tag = "twilio",
+    params(TwilioSignature, TrackingQuery),
+    request_body(content = TwilioCallbackForm, content_type = "application/x-www-form-urlencoded"),
+    responses(CallbackKept, TwilioRefused)
+)]
 #[post("/v1/telephony/twilio/status")]
 pub async fn twilio_status(
     state: web::Data<AppState>,
@@ -229,6 +331,15 @@ pub async fn twilio_status(
 }
 
 /// `<Dial action>`: the dial to the business is over, and so is the call.
+#[utoipa::path(
+    tag = "twilio",
+    params(TwilioSignature, TrackingQuery),
+    request_body(content = TwilioCallbackForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML `<Hangup/>` (also when the event could not be kept: the caller must not wait)", content_type = "application/xml", body = String),
+        TwilioRefused,
+    )
+)]
 #[post("/v1/telephony/twilio/dial")]
 pub async fn twilio_dial(
     state: web::Data<AppState>,
@@ -244,6 +355,12 @@ pub async fn twilio_dial(
     Ok(twiml_response(twiml::hangup()))
 }
 
+#[utoipa::path(
+    tag = "twilio",
+    params(TwilioSignature, TrackingQuery),
+    request_body(content = TwilioCallbackForm, content_type = "application/x-www-form-urlencoded"),
+    responses(CallbackKept, TwilioRefused)
+)]
 #[post("/v1/telephony/twilio/recording")]
 pub async fn twilio_recording(
     state: web::Data<AppState>,
@@ -254,14 +371,25 @@ pub async fn twilio_recording(
     Ok(twiml_response(twiml::empty()))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WhisperQuery {
+    /// The caller's call id, set by the service in the whisper URL.
     call: Option<String>,
 }
 
 /// What the business hears when it answers, before the caller is connected: the call's
 /// channel or campaign. Attribution is a moment old by then; if it is not ready within a
 /// second, the business hears a plain announcement rather than waiting.
+#[utoipa::path(
+    tag = "twilio",
+    params(TwilioSignature, WhisperQuery),
+    request_body(content = TwilioWhisperForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML `<Say>`: the call's channel or campaign, or a plain announcement", content_type = "application/xml", body = String),
+        TwilioRefused,
+    )
+)]
 #[post("/v1/telephony/twilio/whisper")]
 pub async fn twilio_whisper(
     state: web::Data<AppState>,
@@ -313,6 +441,12 @@ pub async fn twilio_whisper(
     Ok(twiml_response(twiml::say(&text)))
 }
 
+/// What the generic endpoint answers to `call.updated`, once the event is kept.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub accepted: bool,
+}
+
 /// What the generic endpoint answers to `call.started`: where to send the call.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct RoutingAnswer {
@@ -332,14 +466,16 @@ pub struct RoutingAnswer {
 /// calls secret.
 #[utoipa::path(
     tag = "telephony",
+    params(("X-Switchboard-Signature" = String, Header, description = "`sha256=<hex HMAC-SHA256 of the raw body>` under the account's calls secret")),
     request_body = crate::telephony::generic::GenericEvent,
     responses(
         (status = 200, description = "call.started: the routing answer", body = RoutingAnswer),
-        (status = 202, description = "call.updated: accepted"),
-        (status = 400, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody),
-        (status = 404, description = "The tracking number is unknown", body = super::error::ErrorBody),
-        (status = 422, body = super::error::ErrorBody),
+        (status = 202, description = "call.updated: accepted (`{\"accepted\": true}`)", body = Accepted),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "No `X-Switchboard-Signature` match, or the account has no calls secret", body = ErrorBody),
+        (status = 404, description = "The tracking number is unknown", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 503, description = "A `call.updated` event could not be kept; retry", body = ErrorBody),
     )
 )]
 #[post("/v1/telephony/calls")]
@@ -406,7 +542,7 @@ pub async fn generic_call(
         }
     }
     if !started {
-        return Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": true})));
+        return Ok(HttpResponse::Accepted().json(Accepted { accepted: true }));
     }
     let caller_id = match route.settings.caller_id {
         CallerId::Caller => caller,

@@ -20,8 +20,11 @@ const RECENT_DELIVERIES: i64 = 50;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
     /// Where events are POSTed: an `http://` or `https://` URL without user name or password.
+    #[schema(value_type = super::formats::HttpUrl)]
     pub url: String,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 

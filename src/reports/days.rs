@@ -44,8 +44,16 @@ fn parse_day(field: &str, value: Option<&str>) -> Result<NaiveDate, FieldError> 
             "is required: a day such as 2026-11-01",
         ));
     }
-    // A four-digit year exactly: chrono alone would take `+12345-01-01`.
-    let parsed = (value.len() == 10)
+    // `YYYY-MM-DD` exactly: chrono alone would take `+12345-01-01` or `2026-1-5`.
+    let shaped = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let parsed = shaped
         .then(|| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok())
         .flatten();
     parsed.ok_or_else(|| {

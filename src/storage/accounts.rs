@@ -10,7 +10,7 @@ impl Storage {
     pub async fn create_account(&self, name: &str, now: Millis) -> StorageResult<CreatedAccount> {
         let id = new_id();
         let key = IssuedApiKey::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(name)
@@ -36,7 +36,7 @@ impl Storage {
         now: Millis,
     ) -> StorageResult<SecretString> {
         let key = IssuedApiKey::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         insert_api_key(&mut tx, account_id, &key, now).await?;
         tx.commit().await?;
         Ok(key.plaintext)

@@ -285,7 +285,7 @@ impl Storage {
     ) -> StorageResult<bool> {
         // The state change is the transaction's first statement, a write: on SQLite it takes
         // the write lock at once, so the reads that follow cannot meet a newer snapshot.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .bind(key.property_id)
             .bind(key.rule)

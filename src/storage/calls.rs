@@ -164,7 +164,7 @@ impl Storage {
         events: &[(u64, CallEvent)],
         now: Millis,
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (seq, event) in events {
             match event {
                 CallEvent::Started(c) => {
@@ -321,7 +321,7 @@ impl Storage {
         a: &CallAttribution,
         now: Millis,
     ) -> StorageResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut query = sqlx::query(
             "UPDATE calls SET confidence = $1, session_id = $2, candidates = $3, channel = $4, \
              source = $5, medium = $6, campaign = $7, term = $8, content = $9, landing_url = $10, \

@@ -19,7 +19,7 @@ impl Storage {
         now: Millis,
         expires_at: Millis,
     ) -> StorageResult<Option<Account>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "SELECT k.id AS key_id, a.id, a.name, a.created_at FROM api_keys k \
              JOIN accounts a ON a.id = k.account_id \

@@ -305,7 +305,7 @@ impl Storage {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if !batch.sessions.is_empty() {
             // New sessions change their day's session rollups (later page views do not).
             let hours = batch

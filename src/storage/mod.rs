@@ -120,6 +120,17 @@ impl Default for PoolSettings {
 }
 
 impl Storage {
+    /// A transaction that may write. SQLite's plain `BEGIN` takes the write lock at the first
+    /// write, and a transaction that read before it fails at once ("database is locked") when
+    /// another connection wrote in between, whatever `busy_timeout` says; `BEGIN IMMEDIATE`
+    /// takes the lock first, waiting up to `busy_timeout` for it.
+    async fn begin(&self) -> StorageResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Connects without touching the schema. A SQLite file (and its folder) is created if missing.
     pub async fn connect(url: &str, settings: &PoolSettings) -> StorageResult<Self> {
         let (backend, options, pool) = pool_options(url, settings)?;

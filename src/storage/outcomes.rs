@@ -46,7 +46,7 @@ impl Storage {
             at,
             created_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO conversions (id, account_id, property_id, call_id, name, value_micros, at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -87,7 +87,7 @@ impl Storage {
         name: Option<&str>,
         now: Millis,
     ) -> StorageResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "DELETE FROM conversions WHERE account_id = $1 AND call_id = $2 \
              AND ($3 IS NULL OR name = $3)",
@@ -110,7 +110,7 @@ impl Storage {
         outcome: &CallOutcome,
         now: Millis,
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE calls SET disposition = $1, lead_score = $2, csat = $3, tags = $4 \
              WHERE id = $5 AND account_id = $6",
@@ -163,7 +163,7 @@ impl Storage {
         qualified: bool,
         now: Millis,
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE calls SET qualified = $1 WHERE id = $2")
             .bind(i64::from(qualified))
             .bind(call_id)

@@ -20,7 +20,7 @@ impl Storage {
         new: &NewPool,
         now: Millis,
     ) -> StorageResult<Pool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // The property must be this account's; checked inside the transaction that uses it.
         sqlx::query("SELECT id FROM properties WHERE id = $1 AND account_id = $2")
             .bind(property_id)
@@ -122,7 +122,7 @@ impl Storage {
         monthly_cost: Option<f64>,
         now: Millis,
     ) -> StorageResult<Vec<TrackingNumber>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let kind: String = sqlx::query("SELECT kind FROM pools WHERE id = $1 AND account_id = $2")
             .bind(pool_id)
             .bind(account_id)

@@ -513,7 +513,7 @@ impl Storage {
 
     /// Marks every hour of a property's calls and sessions (a full rebuild).
     pub async fn mark_property_dirty(&self, property_id: &str, now: Millis) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(mark_calls_sql("property_id = $2")))
             .bind(now)
             .bind(property_id)
@@ -586,7 +586,7 @@ impl Storage {
         day: &str,
         rollup: &DayRollup,
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM call_rollups WHERE property_id = $1 AND dimension IN {STORED_DIMENSIONS} \
              AND day = $2"
@@ -672,7 +672,7 @@ impl Storage {
         day: &str,
         rows: &[((&'static str, String), i64)],
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM session_rollups WHERE property_id = $1 \
              AND dimension IN {STORED_DIMENSIONS} AND day = $2"
@@ -820,7 +820,7 @@ impl Storage {
         rows: &[AdCostRow],
         now: Millis,
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let args = rows
             .iter()
             .map(|r| {

@@ -209,7 +209,7 @@ impl Storage {
         endpoint_id: &str,
         now: Millis,
     ) -> StorageResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE webhook_endpoints SET disabled_at = $1 \
              WHERE id = $2 AND account_id = $3 AND disabled_at IS NULL",

@@ -49,23 +49,32 @@ pub enum EventKind {
 pub struct GenericEvent {
     pub event: EventKind,
     /// The provider's name (`telnyx`, `plivo`, ...): with `call_id`, it identifies the call.
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]{1,32}\s*$")]
     pub provider: String,
     /// The provider's id for the call.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub call_id: String,
-    /// The tracking number called (E.164).
+    /// The tracking number called.
+    #[schema(value_type = crate::http::formats::PhoneNumber)]
     pub to: String,
-    /// The caller's number.
+    /// The caller's number (empty or absent when withheld).
     pub from: Option<String>,
     /// When it happened (RFC 3339); defaults to when the event arrived.
     pub at: Option<DateTime<Utc>>,
-    /// `queued`, `ringing`, `in-progress`, `completed`, `busy`, `no-answer`, `failed`, `canceled`.
+    /// `queued`, `ringing`, `in-progress`, `completed`, `busy`, `no-answer`, `failed`,
+    /// `canceled` (Twilio's spellings such as `initiated` and `answered` are taken too).
     pub status: Option<String>,
     /// Whether the business answered (when known).
     pub answered: Option<bool>,
     pub answered_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 0, maximum = 604_800)]
     pub duration_s: Option<i64>,
+    #[schema(minimum = 0, maximum = 604_800)]
     pub talk_s: Option<i64>,
+    /// An `http(s)` URL.
+    #[schema(format = "uri", pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://")]
     pub recording_url: Option<String>,
+    #[schema(minimum = 0, maximum = 604_800)]
     pub recording_duration_s: Option<i64>,
     /// Orders a call's events; higher is newer.
     pub sequence: Option<i64>,

@@ -176,7 +176,7 @@ async fn check(bad: &Bad, oversized: bool, res: reqwest::Result<reqwest::Respons
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/xml"));
+        .is_some_and(|v| v.starts_with("application/xml"));
     let text = res.text().await.unwrap_or_default();
     assert!(!status.is_server_error(), "{what}: {status} {text}");
     if bad.kind == Kind::Twilio && bad.signed && status == StatusCode::OK && is_twiml {

@@ -21,6 +21,7 @@ mod ga4;
 mod health;
 mod instances;
 mod live;
+mod openapi;
 mod outcomes;
 mod pools;
 mod properties;

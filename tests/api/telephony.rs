@@ -81,7 +81,7 @@ async fn routed(app: &TestApp, to: &str) -> String {
         res.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/xml")
+            .starts_with("application/xml")
     );
     res.text().await.unwrap()
 }

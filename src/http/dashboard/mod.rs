@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiBody;
 use super::session;
 use crate::domain::looks_like_api_key;
@@ -115,10 +115,14 @@ fn cross_site() -> HttpResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// A property of the account (default: its first).
     property: Option<String>,
+    /// The first day, `YYYY-MM-DD` (default: 29 days before `to`).
     from: Option<String>,
+    /// The last day, included (default: today in the property's time zone).
     to: Option<String>,
 }
 
@@ -138,6 +142,18 @@ fn range_of(query: &PageQuery, today: chrono::NaiveDate) -> Result<DayRange, Str
     Ok(range)
 }
 
+/// The dashboard's page: a sign-in form, or (with the session cookie) the chosen property's
+/// reports, calls and pools.
+#[utoipa::path(
+    tag = "dashboard",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "The sign-in form, or the dashboard", content_type = "text/html", body = String),
+        (status = 404, description = "No such property in the account", content_type = "text/html", body = String),
+        (status = 422, description = "The range is not a range of days (at most 366)", content_type = "text/html", body = String),
+        (status = 503, body = ErrorBody),
+    ),
+)]
 #[get("/dashboard")]
 pub async fn page(
     state: web::Data<AppState>,
@@ -202,6 +218,13 @@ pub async fn page(
     ))
 }
 
+/// The sign-in form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SignInForm {
+    api_key: String,
+}
+
 /// The form's fields, read by hand so that nothing about the key reaches an error message.
 fn form_field(body: &[u8], name: &str) -> Option<String> {
     url::form_urlencoded::parse(body)
@@ -209,6 +232,17 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_owned())
 }
 
+/// The sign-in form's POST: opens a session for 12 hours.
+#[utoipa::path(
+    tag = "dashboard",
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: the session cookie is set, and the browser goes to `/dashboard`"),
+        (status = 401, description = "The API key is not valid (the form again)", content_type = "text/html", body = String),
+        (status = 403, description = "The form was posted from another site", content_type = "text/html", body = String),
+        (status = 503, body = ErrorBody),
+    ),
+)]
 #[post("/dashboard/sign-in")]
 pub async fn sign_in(
     state: web::Data<AppState>,
@@ -248,6 +282,15 @@ pub async fn sign_in(
         .finish())
 }
 
+/// Ends the session of the cookie, if any.
+#[utoipa::path(
+    tag = "dashboard",
+    responses(
+        (status = 303, description = "Signed out: the cookie is removed, and the browser goes to `/dashboard`"),
+        (status = 403, description = "The form was posted from another site", content_type = "text/html", body = String),
+        (status = 503, body = ErrorBody),
+    ),
+)]
 #[post("/dashboard/sign-out")]
 pub async fn sign_out(
     state: web::Data<AppState>,
@@ -281,6 +324,25 @@ const ASSETS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// The files `asset` serves (the names of `ASSETS`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum AssetName {
+    #[schema(rename = "dashboard.css")]
+    DashboardCss,
+    #[schema(rename = "live.js")]
+    LiveJs,
+}
+
+/// The dashboard's stylesheet and script.
+#[utoipa::path(
+    tag = "dashboard",
+    params(("name" = AssetName, Path, description = "The file")),
+    responses(
+        (status = 200, description = "`dashboard.css` or `live.js`", content((String = "text/css"), (String = "text/javascript"))),
+        (status = 404, description = "No such file", body = ErrorBody),
+    ),
+)]
 #[get("/dashboard/assets/{name}")]
 pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, content_type, body) = ASSETS
