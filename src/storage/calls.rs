@@ -142,7 +142,7 @@ pub struct CallFilter {
     pub limit: i64,
 }
 
-const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, provider_call_id, \
+pub(super) const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, provider_call_id, \
      tracking_number, caller_number, caller_name, caller_city, caller_state, caller_zip, \
      caller_country, status, started_at, spool_seq, status_rank, outcome, answered_at, ended_at, \
      duration_s, talk_s, dial_status, recording_url, recording_sid, recording_duration_s, \
@@ -300,6 +300,17 @@ impl Storage {
             .iter()
             .map(call_from_row)
             .collect()
+    }
+
+    /// How many calls wait for attribution, and when the oldest of them started.
+    pub async fn attribution_backlog(&self) -> StorageResult<(i64, Option<Millis>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS waiting, MIN(started_at) AS oldest FROM calls \
+             WHERE confidence IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("waiting")?, row.try_get("oldest")?))
     }
 
     /// Whether a call still waits for its attribution (another instance may have stored it
@@ -554,7 +565,7 @@ fn bind_new_call<'q>(
         .bind(now)
 }
 
-fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
+pub(super) fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
     let confidence: Option<String> = r.try_get("confidence")?;
     let attribution = match confidence {
         None => None,

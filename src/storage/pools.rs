@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::time::{Millis, to_datetime};
 
-const POOL_COLUMNS: &str = "id, account_id, property_id, name, kind, match_channel, match_source, \
+pub(super) const POOL_COLUMNS: &str = "id, account_id, property_id, name, kind, match_channel, match_source, \
      match_medium, match_campaign, lease_minutes, exhaustion, overflow_number, created_at";
 
 impl Storage {
@@ -222,7 +222,7 @@ async fn insert_numbers(
     Ok(added)
 }
 
-fn pool_from_row(r: &AnyRow) -> StorageResult<Pool> {
+pub(super) fn pool_from_row(r: &AnyRow) -> StorageResult<Pool> {
     Ok(Pool {
         id: r.try_get("id")?,
         property_id: r.try_get("property_id")?,

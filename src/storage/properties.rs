@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::time::{Millis, to_datetime};
 
-const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
+pub(super) const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
      forward_to, timezone, currency, created_at, ring_timeout_s, record, caller_id, whisper, \
      attribution_window_hours, dispositions, qualified_after_s, qualified_first_time_only, \
      ga4_measurement_id, ga4_api_secret, ga4_endpoint, ga4_event_name";
@@ -149,7 +149,7 @@ impl Storage {
     }
 }
 
-fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
+pub(super) fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
     let domains: String = r.try_get("domains")?;
     Ok(Property {
         id: r.try_get("id")?,
