@@ -5,3 +5,7 @@ CREATE INDEX pools_overflow_number ON pools (overflow_number) WHERE overflow_num
 -- Calls to source and overflow numbers are matched to the last session shown the number
 -- (`Storage::last_session_shown`); without this the property's whole session history is read.
 CREATE INDEX sessions_property_number_last_seen ON sessions (property_id, number, last_seen_at);
+
+-- Attribution claims calls a batch at a time (`Storage::claim_calls_for_attribution`): until
+-- this wall-clock time (ms) no other instance takes them. NULL: unclaimed.
+ALTER TABLE calls ADD COLUMN claimed_until BIGINT;
