@@ -212,3 +212,67 @@ async fn changes_made_on_one_instance_reach_the_other_within_a_second() {
         .unwrap();
     assert_eq!(settings["twilio_account_sid"], sid);
 }
+
+/// The attribution backlog is in `/health` and `/metrics`: a call waits for other instances'
+/// ledgers (the settle time, with Redis), and is counted until it is attributed.
+#[tokio::test]
+async fn the_attribution_backlog_is_reported_until_the_call_is_attributed() {
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    let Some(app) = twilio_app(Backend::Postgres, Some(&redis)).await else {
+        return;
+    };
+    property_with_pool(&app, &["+14155550330"]).await;
+    dial(&app, "CAz1", CALLER, "+14155550330").await;
+    // Stored, but within the settle time on the test's clock, which stands still.
+    let waiting = within(Duration::from_secs(5), "the call is stored", async || {
+        app.state.calls.wake();
+        app.state.calls.is_drained() && app.storage.attribution_backlog().await.unwrap().0 == 1
+    })
+    .await;
+    eprintln!("stored after {waiting:?}");
+    let health: Value = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let attribution = &health["components"]["attribution"];
+    assert_eq!(attribution["status"], "ok", "{health}");
+    assert_eq!(
+        attribution["message"],
+        "1 calls waiting for attribution; the oldest for 0 s"
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchboard_attribution_backlog_calls 1"),
+        "{metrics}"
+    );
+
+    crate::calls::attributed(&app, "CAz1").await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchboard_attribution_backlog_calls 0"),
+        "{metrics}"
+    );
+}
