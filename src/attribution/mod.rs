@@ -262,27 +262,62 @@ impl Attributor {
         Ok(stored.len())
     }
 
-    /// Completes the calls that ended and are attributed: applies the property's lead rule,
-    /// announces `call.completed` to the account's webhooks and queues the call's GA4 event
-    /// (both queued before the call is marked, and idempotent by call, so a crash in between
-    /// sends each once). Returns how many.
+    /// Completes the calls that ended and are attributed, a claimed batch at a time: applies
+    /// the property's lead rule, announces `call.completed` to the account's webhooks and
+    /// queues the call's GA4 event (both queued before the calls are marked, and idempotent by
+    /// call, so a crash in between sends each once), then marks the batch in one statement.
+    /// Returns how many.
     pub async fn complete_calls(&self, webhooks: &Webhooks) -> Result<usize, AttributionError> {
-        let now = self.clock.now_ms();
+        let started = std::time::Instant::now();
         let mut completed = 0;
-        for mut call in self.storage.calls_to_complete(200).await? {
-            let property = match self.storage.property_by_id(&call.call.property_id).await {
-                Ok(p) => Some(p),
-                Err(StorageError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            };
-            let rule = property
-                .as_ref()
-                .map(|p| p.lead_rule.clone())
-                .unwrap_or_default();
+        loop {
+            let wall = wall_clock_ms();
+            let batch = self
+                .storage
+                .claim_calls_to_complete(wall, wall + CLAIM_MS, BATCH)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let full = batch.len() as i64 == BATCH;
+            match self.complete_batch(&batch, webhooks).await {
+                Ok(done) => completed += done,
+                Err(e) => {
+                    let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
+                    let _ = self.storage.release_claims(&ids, 0).await;
+                    return Err(e);
+                }
+            }
+            if !full || started.elapsed() >= PASS_LIMIT {
+                break;
+            }
+        }
+        Ok(completed)
+    }
+
+    async fn complete_batch(
+        &self,
+        batch: &[CallRow],
+        webhooks: &Webhooks,
+    ) -> Result<usize, AttributionError> {
+        let now = self.clock.now_ms();
+        let property_ids: BTreeSet<String> =
+            batch.iter().map(|c| c.call.property_id.clone()).collect();
+        let properties: HashMap<String, Property> = self
+            .storage
+            .properties_by_ids(&property_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let mut decided = Vec::with_capacity(batch.len());
+        for call in batch {
+            let property = properties.get(&call.call.property_id);
+            let rule = property.map(|p| p.lead_rule.clone()).unwrap_or_default();
             let answered = call.outcome.as_deref() == Some("answered");
             let talk = call.talk_s.or(call.duration_s).unwrap_or(0);
             let qualified = rule.qualifies(answered, talk, call.first_call_id.is_none());
-            self.storage.set_qualified(&call.id, qualified, now).await?;
+            let mut call = call.clone();
             call.qualified = Some(qualified);
             let payload = serde_json::to_value(CallView::from(&call)).expect("a call serialises");
             webhooks
@@ -294,16 +329,25 @@ impl Attributor {
                 )
                 .await
                 .map_err(|e| AttributionError::Webhook(e.to_string()))?;
-            if let Some(property) = &property {
+            if let Some(property) = property {
                 webhooks.enqueue_ga4(property, &call).await?;
             }
-            if self.storage.mark_completed(&call.id, now).await? {
-                completed += 1;
+            decided.push((call, qualified));
+        }
+        let rows: Vec<(&CallRow, bool)> = decided.iter().map(|(c, q)| (c, *q)).collect();
+        let done: std::collections::HashSet<String> = self
+            .storage
+            .store_completions(&rows, now)
+            .await?
+            .into_iter()
+            .collect();
+        for (call, _) in &decided {
+            if done.contains(&call.id) {
                 self.live
-                    .publish(&LiveEvent::from_row(LiveKind::Completed, &call, now));
+                    .publish(&LiveEvent::from_row(LiveKind::Completed, call, now));
             }
         }
-        Ok(completed)
+        Ok(done.len())
     }
 
     /// The attribution of one call, or None when it must wait for the ledger.

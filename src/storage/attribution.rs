@@ -391,6 +391,81 @@ impl Storage {
         Ok(stored)
     }
 
+    /// Claims up to `limit` ended, attributed calls not yet completed, oldest first, until
+    /// `claim_until` (wall clock), as `claim_calls_for_attribution` does.
+    pub async fn claim_calls_to_complete(
+        &self,
+        wall_now: Millis,
+        claim_until: Millis,
+        limit: i64,
+    ) -> StorageResult<Vec<CallRow>> {
+        let skip_locked = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let due = "notified_at IS NULL AND status_rank = 3 AND confidence IS NOT NULL \
+                   AND (claimed_until IS NULL OR claimed_until < $2)";
+        let sql = format!(
+            "WITH chosen AS (SELECT id AS chosen_id FROM calls WHERE {due} \
+             ORDER BY started_at, id LIMIT $3{skip_locked}) \
+             UPDATE calls SET claimed_until = $1 FROM chosen WHERE calls.id = chosen.chosen_id \
+             AND {due} RETURNING {CALL_COLUMNS}"
+        );
+        let mut calls: Vec<CallRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(claim_until)
+            .bind(wall_now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(call_from_row)
+            .collect::<StorageResult<_>>()?;
+        calls.sort_by(|a, b| (a.call.started_at, &a.id).cmp(&(b.call.started_at, &b.id)));
+        Ok(calls)
+    }
+
+    /// Marks calls completed with whether each is a qualified lead, in one transaction with
+    /// the rollup marks of their hours; returns the ids of those not completed before (another
+    /// instance may have done one).
+    pub async fn store_completions(
+        &self,
+        completed: &[(&CallRow, bool)],
+        now: Millis,
+    ) -> StorageResult<Vec<String>> {
+        if completed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut done = Vec::with_capacity(completed.len());
+        for chunk in completed.chunks(ROWS_PER_STATEMENT) {
+            let rows = chunk
+                .iter()
+                .map(|(call, qualified)| vec![t(&call.id), i(i64::from(*qualified)), i(now)])
+                .collect();
+            let ids = self
+                .with_values(
+                    "v(call_id, qualified, at)",
+                    3,
+                    rows,
+                    "UPDATE calls SET qualified = v.qualified, notified_at = v.at, \
+                     claimed_until = NULL FROM v WHERE calls.id = v.call_id \
+                     AND calls.notified_at IS NULL RETURNING id",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in &ids {
+                done.push(r.try_get::<String, _>("id")?);
+            }
+        }
+        let hours: BTreeSet<(String, i64)> = completed
+            .iter()
+            .map(|(c, _)| (c.call.property_id.clone(), c.call.started_at / HOUR_MS))
+            .collect();
+        mark_hours(&mut tx, self.backend, KIND_CALLS, &hours, now).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// `WITH names AS (VALUES ...) rest`, for one chunk of rows (at most `ROWS_PER_STATEMENT`).
     fn with_values<'q>(
         &self,

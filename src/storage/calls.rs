@@ -293,32 +293,6 @@ impl Storage {
         Ok((row.try_get("waiting")?, row.try_get("oldest")?))
     }
 
-    /// Final, attributed calls not yet completed (qualified, announced), oldest first.
-    pub async fn calls_to_complete(&self, limit: i64) -> StorageResult<Vec<CallRow>> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE notified_at IS NULL AND status_rank = 3 \
-             AND confidence IS NOT NULL ORDER BY started_at, id LIMIT $1"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(call_from_row)
-            .collect()
-    }
-
-    /// Marks a call completed; false if another instance got there first.
-    pub async fn mark_completed(&self, call_id: &str, now: Millis) -> StorageResult<bool> {
-        let done =
-            sqlx::query("UPDATE calls SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL")
-                .bind(now)
-                .bind(call_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// The calls of a property, oldest first.
     pub async fn calls_of_property(&self, property_id: &str) -> StorageResult<Vec<CallRow>> {
         let sql = format!(
