@@ -152,6 +152,9 @@ pub struct Attributor {
 /// How long a holder's session may stay missing from the database before the call is attributed
 /// without it (an instance that died before writing it, and no lease store to recover it from).
 const WAIT_FOR_LEDGER_MS: Millis = 60_000;
+/// How much longer than the settle time a call that no session held waits before the ledger's
+/// past alone decides it (`expired` or `none`), when several instances share the work.
+const NO_HOLDER_GRACE_MS: Millis = 5_000;
 /// Calls claimed at once.
 const BATCH: i64 = 500;
 /// How long a claim keeps other instances off a batch: far longer than a batch takes, and short
@@ -496,6 +499,13 @@ impl Attributor {
                 .filter(|sid| sessions.contains_key(*sid))
                 .collect();
             if present.is_empty() {
+                // No holder anywhere. With several instances another's ledger may be later
+                // than the settle time allows (a machine under load, a lease store that just
+                // restarted empty): the ledger's past alone decides only after a while more.
+                if self.settle_ms > 0 && now - at < self.settle_ms + NO_HOLDER_GRACE_MS {
+                    waits[k as usize] = true;
+                    continue;
+                }
                 ended_asks.push((k, pool, number, at));
             }
             for sid in present {
