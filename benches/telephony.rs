@@ -337,13 +337,7 @@ async fn main() -> anyhow::Result<()> {
     let (ratios, ping, voice_peak) =
         alternating_pairs("voice webhook", &base, &voice, connections, seconds, settle).await;
     let backlog = storage.calls_of_property(pid).await?.len();
-    let (caught_up, waiting) = (
-        drain().await,
-        storage
-            .calls_to_attribute(i64::MAX / 2, i64::MAX)
-            .await?
-            .len(),
-    );
+    let (caught_up, (waiting, _)) = (drain().await, storage.attribution_backlog().await?);
     println!(
         "background after the peak phases: {backlog} calls stored; {:.1} s later {waiting} still waited for attribution",
         caught_up.as_secs_f64()

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod attribution;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -14,6 +15,7 @@ pub mod geo;
 pub mod http;
 pub mod live;
 pub mod redis_client;
+pub mod relay;
 pub mod reports;
 pub mod simulate;
 pub mod startup;

@@ -12,17 +12,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, watch};
 
 use crate::attribution::view::{AttributionView, CallerView};
 use crate::domain::CallStatus;
-use crate::redis_client::{Limits, RedisClient, RedisConnection, RedisEndpoint};
+use crate::redis_client::RedisEndpoint;
+use crate::relay::{Handler, Relay};
 use crate::storage::{CallEvent, CallRow};
 use crate::time::{Millis, to_datetime};
 
@@ -30,8 +28,6 @@ use crate::time::{Millis, to_datetime};
 const CHANNEL: &str = "sb:live";
 /// Events a slow subscriber may fall behind by before it misses some.
 const PER_SUBSCRIBER: usize = 256;
-/// Events waiting to be relayed to Redis before new ones are dropped.
-const RELAY_QUEUE: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,12 +180,10 @@ impl Topics {
 }
 
 pub struct LiveHub {
-    /// This instance's id on the relay, so that it skips its own events coming back.
-    origin: String,
     topics: Arc<Topics>,
-    relay: Option<mpsc::Sender<String>>,
+    /// With Redis: every instance's events reach this instance's subscribers.
+    relay: Option<Relay>,
     closed: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// What a subscriber gets next.
@@ -226,32 +220,19 @@ impl LiveHub {
     /// Subscribers of this instance only.
     pub fn in_process() -> Self {
         Self {
-            origin: uuid::Uuid::new_v4().simple().to_string(),
             topics: Arc::default(),
             relay: None,
             closed: watch::channel(false).0,
-            tasks: Mutex::default(),
         }
     }
 
-    /// Relayed through Redis pub/sub to every instance. Waits (briefly) for the subscription,
-    /// so an instance that serves already hears the others; Redis down is not an error here:
-    /// the relay keeps trying in the background.
+    /// Relayed through Redis pub/sub to every instance. Redis down is not an error here: the
+    /// relay keeps trying in the background.
     pub async fn with_redis(endpoint: &RedisEndpoint) -> Result<Self, redis::RedisError> {
-        let client = RedisClient::open(endpoint, Limits::default())?;
         let mut hub = Self::in_process();
-        let (tx, rx) = mpsc::channel(RELAY_QUEUE);
-        hub.relay = Some(tx);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let listener = tokio::spawn(listen(
-            client.clone(),
-            hub.origin.clone(),
-            hub.topics.clone(),
-            ready_tx,
-        ));
-        let publisher = tokio::spawn(publish(client, rx));
-        hub.tasks = Mutex::new(vec![listener, publisher]);
-        let _ = tokio::time::timeout(Duration::from_secs(1), ready_rx).await;
+        let topics = hub.topics.clone();
+        let handler: Handler = Arc::new(move |payload: &str| relayed(&topics, payload));
+        hub.relay = Some(Relay::start(endpoint, CHANNEL, handler).await?);
         Ok(hub)
     }
 
@@ -264,9 +245,7 @@ impl LiveHub {
         };
         self.topics.deliver(&event.property_id, json.clone());
         if let Some(relay) = &self.relay
-            && relay
-                .try_send(format!("{}\n{}\n{json}", self.origin, event.property_id))
-                .is_err()
+            && !relay.send(&format!("{}\n{json}", event.property_id))
         {
             tracing::debug!("live feed relay queue full; an event is not relayed");
         }
@@ -284,92 +263,16 @@ impl LiveHub {
     /// graceful stop).
     pub fn close(&self) {
         self.closed.send_replace(true);
-        for task in self.tasks.lock().expect("live tasks lock").drain(..) {
-            task.abort();
+        if let Some(relay) = &self.relay {
+            relay.stop();
         }
     }
 }
 
-/// A relayed message: `origin \n property_id \n event JSON`.
-fn relayed(origin: &str, topics: &Topics, payload: &str) {
-    let mut parts = payload.splitn(3, '\n');
-    if let (Some(from), Some(property_id), Some(json)) = (parts.next(), parts.next(), parts.next())
-        && from != origin
-    {
+/// Another instance's event: `property_id \n event JSON`.
+fn relayed(topics: &Topics, payload: &str) {
+    if let Some((property_id, json)) = payload.split_once('\n') {
         topics.deliver(property_id, json.into());
-    }
-}
-
-/// Listens on the relay channel, reconnecting with a backoff while Redis is away.
-async fn listen(
-    client: RedisClient,
-    origin: String,
-    topics: Arc<Topics>,
-    ready: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut ready = Some(ready);
-    let mut backoff = Duration::from_millis(500);
-    // On a cluster, each attempt tries the next node given, from a random one (so instances
-    // spread their subscriptions over the nodes).
-    let first: usize = rand::random_range(0..1024);
-    for attempt in first.. {
-        let subscribed = async {
-            let mut pubsub = client.pubsub_client(attempt).get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
-            Ok(Ok(pubsub)) => {
-                backoff = Duration::from_millis(500);
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(());
-                }
-                let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Ok(payload) = msg.get_payload::<String>() {
-                        relayed(&origin, &topics, &payload);
-                    }
-                }
-                tracing::warn!("the live feed lost its Redis subscription; reconnecting");
-            }
-            Ok(Err(e)) => tracing::debug!(error = %e, "live feed: Redis subscription failed"),
-            Err(_) => tracing::debug!("live feed: Redis subscription timed out"),
-        }
-        // The first attempt failed: start serving without waiting any longer.
-        drop(ready.take());
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
-}
-
-/// Publishes queued events; drops them while Redis is away (a connection is tried at most once
-/// a second, so a dead Redis costs the queue nothing but the drops).
-async fn publish(client: RedisClient, mut queue: mpsc::Receiver<String>) {
-    let mut conn: Option<RedisConnection> = None;
-    let mut failed_at: Option<tokio::time::Instant> = None;
-    while let Some(message) = queue.recv().await {
-        if conn.is_none() {
-            if failed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-                continue;
-            }
-            match client.connect(Limits::default()).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    tracing::debug!(error = %e, "live feed: Redis unavailable; events not relayed");
-                    failed_at = Some(tokio::time::Instant::now());
-                    continue;
-                }
-            }
-        }
-        if let Some(c) = conn.as_mut()
-            && let Err(e) = redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(&message)
-                .query_async::<i64>(c)
-                .await
-        {
-            tracing::debug!(error = %e, "live feed: an event was not relayed");
-        }
     }
 }
 
@@ -421,13 +324,13 @@ mod tests {
     }
 
     #[test]
-    fn an_event_without_a_property_is_not_published_and_relays_skip_their_own() {
+    fn an_event_without_a_property_is_not_published_and_relayed_events_reach_their_property() {
         assert!(LiveEvent::from_call_event(&started(""), 0).is_none());
         let topics = Topics::default();
         let mut rx = topics.subscribe("p1");
-        relayed("me", &topics, "me\np1\n{}");
-        assert!(rx.try_recv().is_err());
-        relayed("me", &topics, "them\np1\n{\"a\":\"b\\nc\"}");
+        relayed(&topics, "p2\n{}");
+        assert!(rx.try_recv().is_err(), "another property's event");
+        relayed(&topics, "p1\n{\"a\":\"b\\nc\"}");
         assert_eq!(&*rx.try_recv().unwrap(), "{\"a\":\"b\\nc\"}");
     }
 }

@@ -16,6 +16,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::alerts::Alerts;
 use crate::attribution::Attributor;
+use crate::changes::{Appliers, ChangeBus};
 use crate::config::Settings;
 use crate::dni::lease_store::LeaseStore;
 use crate::dni::ledger::FLUSH_EVERY as LEDGER_FLUSH_EVERY;
@@ -153,10 +154,23 @@ impl Application {
                 }
             })
         };
-        // With Redis, live call events are relayed to every instance's subscribers.
+        // With Redis, live call events are relayed to every instance's subscribers, and
+        // configuration changes reach every instance within a second.
         let live = Arc::new(match &settings.redis() {
             Some(redis) => LiveHub::with_redis(redis).await.context("REDIS_URL")?,
             None => LiveHub::in_process(),
+        });
+        let appliers = Appliers {
+            storage: storage.clone(),
+            routes: routes.clone(),
+            credentials: credentials.clone(),
+            dni: dni.clone(),
+        };
+        let changes = Arc::new(match &settings.redis() {
+            Some(redis) => ChangeBus::with_redis(redis, appliers)
+                .await
+                .context("REDIS_URL")?,
+            None => ChangeBus::local(appliers),
         });
         let calls = Arc::new(
             CallRecorder::open(&settings.spool_dir, clock.clone(), live.clone()).with_context(
@@ -214,6 +228,7 @@ impl Application {
             rollups,
             alerts,
             live,
+            changes,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -258,6 +273,7 @@ impl Application {
         let result = self.server.await;
         closer.abort();
         self.state.live.close();
+        self.state.changes.stop();
         // In-flight requests are done: write what the ledger holds, then release the database.
         self.pruner.abort();
         self.refresher.abort();

@@ -8,10 +8,8 @@
 
 pub mod view;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-
-use rand::seq::SliceRandom;
 
 use crate::dni::classify::Channel;
 use crate::dni::lease_store::LeaseStore;
@@ -19,7 +17,8 @@ use crate::dni::service::Dni;
 use crate::domain::PoolKind;
 use crate::live::{LiveEvent, LiveHub, LiveKind};
 use crate::storage::{
-    CLICK_ID_COLUMNS, CallAttribution, CallRow, SessionRow, Storage, StorageError,
+    AttributionKey as Key, CLICK_ID_COLUMNS, CallAttribution, CallRow, Pool, Property, SessionRow,
+    Storage, StorageError,
 };
 use crate::time::{Millis, SharedClock};
 use crate::webhooks::{CALL_COMPLETED, Webhooks};
@@ -153,6 +152,18 @@ pub struct Attributor {
 /// How long a holder's session may stay missing from the database before the call is attributed
 /// without it (an instance that died before writing it, and no lease store to recover it from).
 const WAIT_FOR_LEDGER_MS: Millis = 60_000;
+/// How much longer than the settle time a call that no session held waits before the ledger's
+/// past alone decides it (`expired` or `none`), when several instances share the work.
+const NO_HOLDER_GRACE_MS: Millis = 5_000;
+/// Calls claimed at once.
+const BATCH: i64 = 500;
+/// How long a claim keeps other instances off a batch: far longer than a batch takes, and short
+/// enough that a dead instance's batch is soon taken by another.
+const CLAIM_MS: Millis = 30_000;
+/// When a call that waits for the ledger is tried again.
+const RETRY_WAITING_MS: Millis = 500;
+/// How long one pass attributes before the spool's replay gets its turn.
+const PASS_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Attributor {
     pub fn new(
@@ -173,66 +184,143 @@ impl Attributor {
         }
     }
 
-    /// Attributes the calls that are waiting and old enough; returns how many were attributed.
+    /// Attributes the calls that are waiting and old enough, a claimed batch at a time, until
+    /// none is left or the pass has run for `PASS_LIMIT` (the spool's replay runs between
+    /// passes); returns how many were attributed.
     pub async fn run_pass(&self) -> Result<usize, AttributionError> {
         // This instance's own leases reach the ledger first.
         self.dni.ledger().flush().await;
-        let now = self.clock.now_ms();
+        let started = std::time::Instant::now();
         let mut done = 0;
-        let mut waiting = self
-            .storage
-            .calls_to_attribute(now - self.settle_ms, 500)
-            .await?;
-        // Every instance reads the same backlog: each works through it in its own order and
-        // skips what another has attributed meanwhile, so the instances share it instead of
-        // each attributing every call (an answer depends on the lease history, not the order).
-        // The check saves the work of attributing a call another instance has done; the store
-        // itself writes only a call that still waits, so two never both store one.
-        waiting.shuffle(&mut rand::rng());
-        for mut call in waiting {
-            if !self.storage.awaits_attribution(&call.id).await? {
-                continue;
+        loop {
+            let now = self.clock.now_ms();
+            let wall = wall_clock_ms();
+            let batch = self
+                .storage
+                .claim_calls_for_attribution(now - self.settle_ms, wall, wall + CLAIM_MS, BATCH)
+                .await?;
+            if batch.is_empty() {
+                break;
             }
-            if let Some(a) = self.attribute(&call, now).await? {
-                if !self.storage.store_attribution(&call, &a, now).await? {
-                    continue;
+            let full = batch.len() as i64 == BATCH;
+            match self.attribute_batch_and_store(&batch, now).await {
+                Ok(stored) => done += stored,
+                Err(e) => {
+                    // Let another pass (or instance) take them at once.
+                    let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
+                    let _ = self.storage.release_claims(&ids, 0).await;
+                    return Err(e);
                 }
-                tracing::info!(
-                    call_id = %call.id,
-                    confidence = %a.confidence,
-                    channel = %a.channel,
-                    "call attributed"
-                );
-                call.attribution = Some(a);
-                self.live
-                    .publish(&LiveEvent::from_row(LiveKind::Attributed, &call, now));
-                done += 1;
+            }
+            if !full || started.elapsed() >= PASS_LIMIT {
+                break;
             }
         }
         Ok(done)
     }
 
-    /// Completes the calls that ended and are attributed: applies the property's lead rule,
-    /// announces `call.completed` to the account's webhooks and queues the call's GA4 event
-    /// (both queued before the call is marked, and idempotent by call, so a crash in between
-    /// sends each once). Returns how many.
+    /// Decides a claimed batch, stores what is decided and announces it; calls that must wait
+    /// for the ledger step aside until `RETRY_WAITING_MS` from now. Returns how many were stored.
+    async fn attribute_batch_and_store(
+        &self,
+        batch: &[CallRow],
+        now: Millis,
+    ) -> Result<usize, AttributionError> {
+        let decisions = self.attribute_batch(batch, now).await?;
+        let mut decided = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::new();
+        for (call, decision) in batch.iter().zip(decisions) {
+            match decision {
+                Some(a) => decided.push((call, a)),
+                None => waiting.push(call.id.clone()),
+            }
+        }
+        if !waiting.is_empty() {
+            tracing::debug!(calls = waiting.len(), "calls wait for the ledger");
+            self.storage
+                .release_claims(&waiting, wall_clock_ms() + RETRY_WAITING_MS)
+                .await?;
+        }
+        let stored: std::collections::HashSet<String> = self
+            .storage
+            .store_attributions(&decided, now)
+            .await?
+            .into_iter()
+            .collect();
+        for (call, a) in decided {
+            if !stored.contains(&call.id) {
+                continue;
+            }
+            tracing::info!(
+                call_id = %call.id,
+                confidence = %a.confidence,
+                channel = %a.channel,
+                "call attributed"
+            );
+            let mut call = call.clone();
+            call.attribution = Some(a);
+            self.live
+                .publish(&LiveEvent::from_row(LiveKind::Attributed, &call, now));
+        }
+        Ok(stored.len())
+    }
+
+    /// Completes the calls that ended and are attributed, a claimed batch at a time: applies
+    /// the property's lead rule, announces `call.completed` to the account's webhooks and
+    /// queues the call's GA4 event (both queued before the calls are marked, and idempotent by
+    /// call, so a crash in between sends each once), then marks the batch in one statement.
+    /// Returns how many.
     pub async fn complete_calls(&self, webhooks: &Webhooks) -> Result<usize, AttributionError> {
-        let now = self.clock.now_ms();
+        let started = std::time::Instant::now();
         let mut completed = 0;
-        for mut call in self.storage.calls_to_complete(200).await? {
-            let property = match self.storage.property_by_id(&call.call.property_id).await {
-                Ok(p) => Some(p),
-                Err(StorageError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            };
-            let rule = property
-                .as_ref()
-                .map(|p| p.lead_rule.clone())
-                .unwrap_or_default();
+        loop {
+            let wall = wall_clock_ms();
+            let batch = self
+                .storage
+                .claim_calls_to_complete(wall, wall + CLAIM_MS, BATCH)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let full = batch.len() as i64 == BATCH;
+            match self.complete_batch(&batch, webhooks).await {
+                Ok(done) => completed += done,
+                Err(e) => {
+                    let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
+                    let _ = self.storage.release_claims(&ids, 0).await;
+                    return Err(e);
+                }
+            }
+            if !full || started.elapsed() >= PASS_LIMIT {
+                break;
+            }
+        }
+        Ok(completed)
+    }
+
+    async fn complete_batch(
+        &self,
+        batch: &[CallRow],
+        webhooks: &Webhooks,
+    ) -> Result<usize, AttributionError> {
+        let now = self.clock.now_ms();
+        let property_ids: BTreeSet<String> =
+            batch.iter().map(|c| c.call.property_id.clone()).collect();
+        let properties: HashMap<String, Property> = self
+            .storage
+            .properties_by_ids(&property_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let mut decided = Vec::with_capacity(batch.len());
+        for call in batch {
+            let property = properties.get(&call.call.property_id);
+            let rule = property.map(|p| p.lead_rule.clone()).unwrap_or_default();
             let answered = call.outcome.as_deref() == Some("answered");
             let talk = call.talk_s.or(call.duration_s).unwrap_or(0);
             let qualified = rule.qualifies(answered, talk, call.first_call_id.is_none());
-            self.storage.set_qualified(&call.id, qualified, now).await?;
+            let mut call = call.clone();
             call.qualified = Some(qualified);
             let payload = serde_json::to_value(CallView::from(&call)).expect("a call serialises");
             webhooks
@@ -244,16 +332,25 @@ impl Attributor {
                 )
                 .await
                 .map_err(|e| AttributionError::Webhook(e.to_string()))?;
-            if let Some(property) = &property {
+            if let Some(property) = property {
                 webhooks.enqueue_ga4(property, &call).await?;
             }
-            if self.storage.mark_completed(&call.id, now).await? {
-                completed += 1;
+            decided.push((call, qualified));
+        }
+        let rows: Vec<(&CallRow, bool)> = decided.iter().map(|(c, q)| (c, *q)).collect();
+        let done: std::collections::HashSet<String> = self
+            .storage
+            .store_completions(&rows, now)
+            .await?
+            .into_iter()
+            .collect();
+        for (call, _) in &decided {
+            if done.contains(&call.id) {
                 self.live
-                    .publish(&LiveEvent::from_row(LiveKind::Completed, &call, now));
+                    .publish(&LiveEvent::from_row(LiveKind::Completed, call, now));
             }
         }
-        Ok(completed)
+        Ok(done.len())
     }
 
     /// The attribution of one call, or None when it must wait for the ledger.
@@ -262,126 +359,279 @@ impl Attributor {
         call: &CallRow,
         now: Millis,
     ) -> Result<Option<CallAttribution>, AttributionError> {
-        let c = &call.call;
-        let at = c.started_at;
-        let Some(pool_id) = c.pool_id.as_deref() else {
-            return Ok(Some(unattributed()));
-        };
-        let (property, pool) = match (
-            self.storage.property_by_id(&c.property_id).await,
-            self.storage.pool(&c.account_id, pool_id).await,
-        ) {
-            (Ok(p), Ok(pool)) => (p, pool),
-            (Err(StorageError::NotFound), _) | (_, Err(StorageError::NotFound)) => {
-                return Ok(Some(unattributed()));
-            }
-            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
-        };
-        let window_ms = i64::from(property.call_settings.attribution_window_hours) * 3_600_000;
-        let number = c.tracking_number.as_str();
+        let mut decided = self
+            .attribute_batch(std::slice::from_ref(call), now)
+            .await?;
+        Ok(decided.pop().flatten())
+    }
 
-        // Rule 1 (and the overflow number): numbers shown without a lease. The source is
-        // certain; the visit is the last one shown the number, if any.
-        let pool_channel = pool
-            .matcher
-            .channel
-            .as_deref()
-            .and_then(Channel::parse)
-            .map(|ch| ch.as_str().to_owned());
-        let lease_ms = pool.lease_minutes * 60_000;
-        let unleased = if pool.kind == PoolKind::Source {
-            Some((Confidence::Source, window_ms))
-        } else if pool.overflow_number.as_deref() == Some(number) {
-            Some((Confidence::Overflow, lease_ms))
-        } else {
-            None
-        };
-        if let Some((confidence, lookback)) = unleased {
-            let session = self
-                .storage
-                .last_session_shown(&c.property_id, number, at - lookback, at)
-                .await?;
-            let mut a = match &session {
-                Some(s) => from_session(s),
-                None => unattributed(),
-            };
-            a.confidence = confidence.as_str().to_owned();
-            // What the pool matches on is certain; fill it over the guess.
-            if let Some(ch) = pool_channel {
-                a.channel = ch;
-            }
-            let m = &pool.matcher;
-            if confidence == Confidence::Source {
-                a.source = m.source.clone().or(a.source);
-                a.medium = m.medium.clone().or(a.medium);
-                a.campaign = m.campaign.clone().or(a.campaign);
-            }
-            return Ok(Some(a));
-        }
-
-        // Rules 2 and 3: the leases around the call, from the ledger and the live store.
-        let mut ids: Vec<String> = self
+    /// The attributions of a batch of calls, in order (None: the call must wait for the
+    /// ledger). What the rules need is read for the whole batch in a handful of statements.
+    pub async fn attribute_batch(
+        &self,
+        calls: &[CallRow],
+        now: Millis,
+    ) -> Result<Vec<Option<CallAttribution>>, AttributionError> {
+        let property_ids: BTreeSet<String> = calls
+            .iter()
+            .filter(|c| c.call.pool_id.is_some())
+            .map(|c| c.call.property_id.clone())
+            .collect();
+        let pool_ids: BTreeSet<String> = calls
+            .iter()
+            .filter_map(|c| c.call.pool_id.clone())
+            .collect();
+        let properties: HashMap<String, Property> = self
             .storage
-            .leases_covering(pool_id, number, at)
+            .properties_by_ids(&property_ids)
             .await?
             .into_iter()
-            .map(|l| l.session_id)
+            .map(|p| (p.id.clone(), p))
             .collect();
-        match self.leases.holders(pool_id, number, at).await {
-            Ok(live) => {
-                for sid in live {
-                    if !ids.contains(&sid) {
-                        ids.push(sid);
+        let pools: HashMap<String, Pool> = self
+            .storage
+            .pools_by_ids(&pool_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+
+        // Each call's rule, and what it asks of the ledger.
+        let mut plans = Vec::with_capacity(calls.len());
+        let mut shown_asks = Vec::new();
+        let mut lease_asks = Vec::new();
+        for (k, call) in calls.iter().enumerate() {
+            let c = &call.call;
+            let k = k as Key;
+            let (Some(pool), Some(property)) = (
+                c.pool_id.as_deref().and_then(|id| pools.get(id)),
+                properties.get(&c.property_id),
+            ) else {
+                plans.push(Plan::Unattributed);
+                continue;
+            };
+            // A pool of another account is none of this call's business.
+            if pool.account_id != c.account_id || property.account_id != c.account_id {
+                plans.push(Plan::Unattributed);
+                continue;
+            }
+            let window_ms = i64::from(property.call_settings.attribution_window_hours) * 3_600_000;
+            let number = c.tracking_number.as_str();
+            let at = c.started_at;
+            // Rule 1 (and the overflow number): numbers shown without a lease.
+            let unleased = if pool.kind == PoolKind::Source {
+                Some((Confidence::Source, window_ms))
+            } else if pool.overflow_number.as_deref() == Some(number) {
+                Some((Confidence::Overflow, pool.lease_minutes * 60_000))
+            } else {
+                None
+            };
+            match unleased {
+                Some((confidence, lookback)) => {
+                    shown_asks.push((k, c.property_id.as_str(), number, at - lookback, at));
+                    plans.push(Plan::Unleased { pool, confidence });
+                }
+                None => {
+                    lease_asks.push((k, pool.id.as_str(), number, at));
+                    plans.push(Plan::Leased { window_ms });
+                }
+            }
+        }
+
+        // Rules 2 and 3: the leases around each call, from the ledger and the live store.
+        let shown = self.storage.last_session_shown_each(&shown_asks).await?;
+        let mut holder_ids: HashMap<Key, Vec<String>> = HashMap::new();
+        for (k, sid) in self.storage.leases_covering_each(&lease_asks).await? {
+            holder_ids.entry(k).or_default().push(sid);
+        }
+        let live = futures_util::future::join_all(
+            lease_asks.iter().map(|(k, pool, number, at)| async move {
+                (*k, self.leases.holders(pool, number, *at).await)
+            }),
+        )
+        .await;
+        for (k, found) in live {
+            match found {
+                Ok(sids) => {
+                    let ids = holder_ids.entry(k).or_default();
+                    for sid in sids {
+                        if !ids.contains(&sid) {
+                            ids.push(sid);
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "lease store not consulted; the ledger alone decides");
-            }
-        }
-        // A holder whose session row is missing: its instance's ledger has not written it yet,
-        // or the instance died first and another recovers it from the lease store. Wait for it
-        // (a lease row can come first: another instance's page view of the session writes one).
-        let mut sessions = HashMap::with_capacity(ids.len());
-        for sid in ids {
-            match self.storage.session(&sid).await? {
-                Some(row) => {
-                    sessions.insert(sid, row);
+                Err(e) => {
+                    tracing::debug!(error = %e, "lease store not consulted; the ledger alone decides");
                 }
-                None if now - at < self.settle_ms + WAIT_FOR_LEDGER_MS => return Ok(None),
-                None => {}
             }
         }
-        let mut holders = Vec::with_capacity(sessions.len());
-        for sid in sessions.keys().cloned() {
-            let last_active = self.storage.last_page_view_by(&sid, at).await?.unwrap_or(0);
-            holders.push(Holder {
-                session_id: sid,
-                last_active,
+        let wanted: BTreeSet<String> = holder_ids
+            .values()
+            .flatten()
+            .cloned()
+            .chain(shown.iter().map(|(_, sid)| sid.clone()))
+            .collect();
+        let mut sessions: HashMap<String, SessionRow> = self
+            .storage
+            .sessions_by_ids(&wanted)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+
+        // A holder whose session row is missing: its instance's ledger has not written it yet,
+        // or the instance died first and another recovers it from the lease store. The call
+        // waits for it (a lease row can come first: another instance's page view of the
+        // session writes one), up to a limit.
+        let mut waits = vec![false; calls.len()];
+        let mut activity_asks = Vec::new();
+        let mut ended_asks = Vec::new();
+        for &(k, pool, number, at) in &lease_asks {
+            let ids = holder_ids.get(&k).map(Vec::as_slice).unwrap_or_default();
+            if ids.iter().any(|sid| !sessions.contains_key(sid))
+                && now - at < self.settle_ms + WAIT_FOR_LEDGER_MS
+            {
+                waits[k as usize] = true;
+                continue;
+            }
+            let present: Vec<&String> = ids
+                .iter()
+                .filter(|sid| sessions.contains_key(*sid))
+                .collect();
+            if present.is_empty() {
+                // No holder anywhere. With several instances another's ledger may be later
+                // than the settle time allows (a machine under load, a lease store that just
+                // restarted empty): the ledger's past alone decides only after a while more.
+                if self.settle_ms > 0 && now - at < self.settle_ms + NO_HOLDER_GRACE_MS {
+                    waits[k as usize] = true;
+                    continue;
+                }
+                ended_asks.push((k, pool, number, at));
+            }
+            for sid in present {
+                activity_asks.push((k, sid.as_str(), at));
+            }
+        }
+        // Keyed by position in `activity_asks`, so each (call, holder) has its own answer.
+        let keyed: Vec<(Key, &str, Millis)> = activity_asks
+            .iter()
+            .enumerate()
+            .map(|(n, (_, sid, at))| (n as Key, *sid, *at))
+            .collect();
+        let mut last_active: HashMap<Key, Millis> = HashMap::new();
+        for (n, last) in self.storage.last_page_view_each(&keyed).await? {
+            last_active.insert(n, last);
+        }
+        let mut holders: HashMap<Key, Vec<Holder>> = HashMap::new();
+        for (n, (k, sid, _)) in activity_asks.iter().enumerate() {
+            holders.entry(*k).or_default().push(Holder {
+                session_id: (*sid).to_owned(),
+                last_active: last_active.get(&(n as Key)).copied().unwrap_or(0),
             });
         }
-        let last_ended = if holders.is_empty() {
+        let ended: HashMap<Key, (String, Millis)> = self
+            .storage
+            .last_lease_ended_each(&ended_asks)
+            .await?
+            .into_iter()
+            .map(|(k, sid, ends_at)| (k, (sid, ends_at)))
+            .collect();
+        let unread: BTreeSet<String> = ended
+            .values()
+            .map(|(sid, _)| sid.clone())
+            .filter(|sid| !sessions.contains_key(sid))
+            .collect();
+        sessions.extend(
             self.storage
-                .last_lease_ended_by(pool_id, number, at)
+                .sessions_by_ids(&unread)
                 .await?
-                .map(|l| (l.session_id, l.ends_at))
-        } else {
-            None
-        };
-        let verdict = decide(holders, last_ended, at, window_ms);
-        let chosen = match &verdict.session_id {
-            Some(sid) => match sessions.remove(sid) {
-                Some(s) => Some(s),
-                // The last lease that ended: its session was not read above.
-                None => self.storage.session(sid).await?,
-            },
-            None => None,
-        };
-        let mut a = chosen.as_ref().map_or_else(unattributed, from_session);
-        a.confidence = verdict.confidence.as_str().to_owned();
-        a.candidates = verdict.others;
-        Ok(Some(a))
+                .into_iter()
+                .map(|s| (s.id.clone(), s)),
+        );
+        let shown: HashMap<Key, String> = shown.into_iter().collect();
+
+        Ok(plans
+            .into_iter()
+            .enumerate()
+            .map(|(k, plan)| {
+                let key = k as Key;
+                let at = calls[k].call.started_at;
+                match plan {
+                    Plan::Unattributed => Some(unattributed()),
+                    Plan::Unleased { pool, confidence } => Some(unleased_attribution(
+                        pool,
+                        confidence,
+                        shown.get(&key).and_then(|sid| sessions.get(sid)),
+                    )),
+                    Plan::Leased { .. } if waits[k] => None,
+                    Plan::Leased { window_ms } => {
+                        let verdict = decide(
+                            holders.remove(&key).unwrap_or_default(),
+                            ended.get(&key).cloned(),
+                            at,
+                            window_ms,
+                        );
+                        let chosen = verdict
+                            .session_id
+                            .as_ref()
+                            .and_then(|sid| sessions.get(sid));
+                        let mut a = chosen.map_or_else(unattributed, from_session);
+                        a.confidence = verdict.confidence.as_str().to_owned();
+                        a.candidates = verdict.others;
+                        Some(a)
+                    }
+                }
+            })
+            .collect())
     }
+}
+
+/// How one call of a batch is decided.
+enum Plan<'p> {
+    /// No pool, or its pool or property is gone.
+    Unattributed,
+    /// A source pool's number or a pool's overflow number: shown without a lease.
+    Unleased {
+        pool: &'p Pool,
+        confidence: Confidence,
+    },
+    /// A session pool's number: the leases around the call decide.
+    Leased { window_ms: Millis },
+}
+
+/// Rule 1: the source is certain; the visit is the last one shown the number, if any.
+fn unleased_attribution(
+    pool: &Pool,
+    confidence: Confidence,
+    session: Option<&SessionRow>,
+) -> CallAttribution {
+    let mut a = session.map_or_else(unattributed, from_session);
+    a.confidence = confidence.as_str().to_owned();
+    // What the pool matches on is certain; fill it over the guess.
+    if let Some(ch) = pool
+        .matcher
+        .channel
+        .as_deref()
+        .and_then(Channel::parse)
+        .map(|ch| ch.as_str().to_owned())
+    {
+        a.channel = ch;
+    }
+    let m = &pool.matcher;
+    if confidence == Confidence::Source {
+        a.source = m.source.clone().or(a.source);
+        a.medium = m.medium.clone().or(a.medium);
+        a.campaign = m.campaign.clone().or(a.campaign);
+    }
+    a
+}
+
+/// Milliseconds since the epoch by the machine's clock: claims are about instances' real
+/// time, not the service clock calls are stamped with (a test's clock stands still).
+fn wall_clock_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 fn unattributed() -> CallAttribution {

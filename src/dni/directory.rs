@@ -2,9 +2,12 @@
 //! request and must not wait on the database for it. An entry older than `TTL` is refreshed in
 //! the background by one request while every request keeps using it; when the database cannot
 //! be reached the stale entry keeps serving, so pages keep their numbers.
+//!
+//! A change to a property or its pools (on any instance: see `crate::changes`) drops that
+//! property's entry. A load that began before a drop does not install what it read.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -71,6 +74,9 @@ type Entries = Arc<RwLock<HashMap<String, Entry>>>;
 pub struct Directory {
     storage: Storage,
     entries: Entries,
+    /// Entries dropped so far: a load that saw another count when it began may have read
+    /// what a drop made stale.
+    drops: Arc<AtomicU64>,
 }
 
 impl Directory {
@@ -78,6 +84,7 @@ impl Directory {
         Self {
             storage,
             entries: Arc::default(),
+            drops: Arc::default(),
         }
     }
 
@@ -90,12 +97,22 @@ impl Directory {
             if let Some(e) = entries.get(key) {
                 if e.loaded.elapsed() >= TTL && !e.refreshing.swap(true, Ordering::AcqRel) {
                     // Stale: one request refreshes it off the request path; nobody waits.
-                    let (storage, entries, key) =
-                        (self.storage.clone(), self.entries.clone(), key.to_owned());
+                    let (storage, entries, key, drops) = (
+                        self.storage.clone(),
+                        self.entries.clone(),
+                        key.to_owned(),
+                        self.drops.clone(),
+                    );
                     let flag = e.refreshing.clone();
                     tokio::spawn(async move {
+                        let began = drops.load(Ordering::SeqCst);
                         match load(&storage, &key).await {
-                            Ok(config) => insert(&entries, &key, config),
+                            Ok(config) => {
+                                if !insert(&entries, &drops, began, &key, config) {
+                                    // Not cached: the next request tries again.
+                                    flag.store(false, Ordering::Release);
+                                }
+                            }
                             Err(err) => {
                                 tracing::warn!(error = ?err, "serving a cached property: the database is unavailable");
                                 flag.store(false, Ordering::Release);
@@ -106,15 +123,27 @@ impl Directory {
                 return Ok(e.config.clone());
             }
         }
+        let began = self.drops.load(Ordering::SeqCst);
         let config = load(&self.storage, key).await?;
-        insert(&self.entries, key, config.clone());
+        insert(&self.entries, &self.drops, began, key, config.clone());
         Ok(config)
     }
 
-    /// Drops every cached entry after pools or numbers change on this instance (rare; other
-    /// instances pick the change up within `TTL`).
-    pub fn invalidate_all(&self) {
-        self.entries.write().expect("lock").clear();
+    /// Drops the entry of a property whose settings or pools changed.
+    pub fn invalidate_property(&self, property_id: &str) {
+        self.invalidate(|config| config.property.id == property_id);
+    }
+
+    /// Drops the entry of the property that has this pool.
+    pub fn invalidate_pool(&self, pool_id: &str) {
+        self.invalidate(|config| config.pool(pool_id).is_some());
+    }
+
+    fn invalidate(&self, stale: impl Fn(&PropertyConfig) -> bool) {
+        let mut entries = self.entries.write().expect("lock");
+        // Counted under the lock, so a load that began before this drop cannot insert after it.
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|_, e| !e.config.as_deref().is_some_and(&stale));
     }
 }
 
@@ -139,8 +168,20 @@ async fn load(storage: &Storage, key: &str) -> Result<Option<Arc<PropertyConfig>
     })))
 }
 
-fn insert(entries: &Entries, key: &str, config: Option<Arc<PropertyConfig>>) {
+/// Caches what a load read, unless an entry was dropped since the load began (`began`): it
+/// may have read what the drop made stale, and the next request loads again. Whether it was
+/// cached.
+fn insert(
+    entries: &Entries,
+    drops: &AtomicU64,
+    began: u64,
+    key: &str,
+    config: Option<Arc<PropertyConfig>>,
+) -> bool {
     let mut entries = entries.write().expect("lock");
+    if drops.load(Ordering::SeqCst) != began {
+        return false;
+    }
     if entries.len() >= MAX_ENTRIES {
         // Random keys must not grow the cache without bound: drop the unknown ones.
         entries.retain(|_, e| e.config.is_some());
@@ -153,4 +194,5 @@ fn insert(entries: &Entries, key: &str, config: Option<Arc<PropertyConfig>>) {
             refreshing: Arc::default(),
         },
     );
+    true
 }

@@ -159,9 +159,19 @@ impl Dni {
             .ok_or(VisitError::UnknownKey)
     }
 
-    /// A pool or its numbers changed on this instance: reload it into the lease store now.
+    /// A property's settings or pools changed (here or on another instance).
+    pub fn property_changed(&self, property_id: &str) {
+        self.directory.invalidate_property(property_id);
+    }
+
+    /// A pool's numbers changed (here or on another instance).
+    pub fn pool_config_changed(&self, pool_id: &str) {
+        self.directory.invalidate_pool(pool_id);
+    }
+
+    /// A pool or its numbers changed on this instance: reload it into the lease store now (a
+    /// store shared by instances then holds it for all of them).
     pub async fn pool_changed(&self, pool_id: &str) {
-        self.directory.invalidate_all();
         if let Err(e) = self.sync_bucket(pool_id).await {
             tracing::warn!(error = %e, pool_id, "pool not re-synced; it will be on first use");
         }

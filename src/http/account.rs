@@ -37,15 +37,16 @@ pub struct CallsSecret {
     pub calls_secret: String,
 }
 
-async fn settings_of(state: &AppState, account_id: &str) -> TelephonySettings {
-    let creds = state.credentials.of_account(account_id);
-    TelephonySettings {
+/// What the database holds (another instance may have made the last change).
+async fn settings_of(state: &AppState, account_id: &str) -> Result<TelephonySettings, ApiError> {
+    let creds = state.storage.credentials_of_account(account_id).await?;
+    Ok(TelephonySettings {
         twilio_account_sid: creds.as_ref().and_then(|c| c.twilio_account_sid.clone()),
         twilio_auth_token_set: creds
             .as_ref()
             .is_some_and(|c| c.twilio_auth_token.is_some()),
         calls_secret_set: creds.is_some_and(|c| c.calls_secret.is_some()),
-    }
+    })
 }
 
 #[utoipa::path(
@@ -58,8 +59,7 @@ pub async fn get_telephony(
     state: web::Data<AppState>,
     account: AuthedAccount,
 ) -> Result<HttpResponse, ApiError> {
-    state.credentials_changed().await;
-    Ok(HttpResponse::Ok().json(settings_of(&state, account.id()).await))
+    Ok(HttpResponse::Ok().json(settings_of(&state, account.id()).await?))
 }
 
 /// Connects the account's own Twilio account: its calls are verified with its auth token,
@@ -99,7 +99,7 @@ pub async fn put_telephony(
         .await?;
     state.credentials_changed().await;
     tracing::info!(account_id = %account.id(), twilio_account_sid = sid, "Twilio account connected");
-    Ok(HttpResponse::Ok().json(settings_of(&state, account.id()).await))
+    Ok(HttpResponse::Ok().json(settings_of(&state, account.id()).await?))
 }
 
 /// Creates (or replaces) the secret that signs the account's generic call events.

@@ -14,6 +14,8 @@ use super::AppState;
 use crate::geo::GeoStatus;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A call that waits this long for attribution means attribution is not keeping up.
+const ATTRIBUTION_STUCK: Duration = Duration::from_secs(300);
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -30,6 +32,9 @@ pub struct Components {
     pub geo: Component,
     /// Call routing: the routes held in memory and the call events waiting in the spool.
     pub telephony: Component,
+    /// Calls waiting for attribution (every instance's), and how long the oldest has waited:
+    /// an error when it has waited longer than `ATTRIBUTION_STUCK`.
+    pub attribution: Component,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -122,7 +127,32 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             message: Some(format!("the call spool cannot be read: {e}")),
         },
     };
-    let all_ok = [&database, &lease_store, &geo, &telephony]
+    let attribution =
+        match tokio::time::timeout(CHECK_TIMEOUT, state.storage.attribution_backlog()).await {
+            Ok(Ok((waiting, oldest))) => {
+                let waited_s = oldest.map_or(0, |at| (state.clock.now_ms() - at).max(0) / 1000);
+                Component {
+                    status: if waited_s as u64 > ATTRIBUTION_STUCK.as_secs() {
+                        "error"
+                    } else {
+                        "ok"
+                    },
+                    backend: "calls".into(),
+                    latency_ms: None,
+                    message: Some(format!(
+                        "{waiting} calls waiting for attribution; the oldest for {waited_s} s"
+                    )),
+                }
+            }
+            // The database's own component says why.
+            _ => Component {
+                status: "error",
+                backend: "calls".into(),
+                latency_ms: None,
+                message: Some("the attribution backlog cannot be read".into()),
+            },
+        };
+    let all_ok = [&database, &lease_store, &geo, &telephony, &attribution]
         .iter()
         .all(|c| c.status != "error");
     HttpResponse::Ok().json(Health {
@@ -133,6 +163,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             lease_store,
             geo,
             telephony,
+            attribution,
         },
     })
 }

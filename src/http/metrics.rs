@@ -7,7 +7,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, get, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use super::AppState;
@@ -17,6 +18,10 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Read from the database at each scrape (shared by every instance: any one's answer is
+    /// the fleet's).
+    attribution_waiting: IntGauge,
+    attribution_oldest: Gauge,
 }
 
 impl Default for Metrics {
@@ -43,6 +48,22 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("static metric options are valid");
+        let attribution_waiting = IntGauge::new(
+            "attribution_backlog_calls",
+            "Calls waiting for attribution (every instance's)",
+        )
+        .expect("static metric options are valid");
+        let attribution_oldest = Gauge::new(
+            "attribution_backlog_oldest_seconds",
+            "How long the oldest call waiting for attribution has waited",
+        )
+        .expect("static metric options are valid");
+        registry
+            .register(Box::new(attribution_waiting.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(attribution_oldest.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(requests.clone()))
             .expect("registered once");
@@ -53,6 +74,8 @@ impl Metrics {
             registry,
             requests,
             latency,
+            attribution_waiting,
+            attribution_oldest,
         }
     }
 
@@ -100,6 +123,20 @@ pub async fn track(
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // A database that does not answer leaves the last values (and costs the scrape 1 s).
+    if let Ok(Ok((waiting, oldest))) = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        state.storage.attribution_backlog(),
+    )
+    .await
+    {
+        let now = state.clock.now_ms();
+        state.metrics.attribution_waiting.set(waiting);
+        state
+            .metrics
+            .attribution_oldest
+            .set(oldest.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0));
+    }
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&state.metrics.registry().gather(), &mut buf) {

@@ -58,6 +58,8 @@ pub struct AppState {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// Calls as they happen, for `GET /v1/properties/{id}/live` and the dashboard.
     pub live: Arc<crate::live::LiveHub>,
+    /// Configuration changes, applied here and announced to the other instances.
+    pub changes: Arc<crate::changes::ChangeBus>,
 }
 
 /// Every route of the service. Each handler is registered and documented in one call (its
@@ -126,15 +128,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 pub use metrics::track as track_metrics;
 
+use crate::changes::Change;
+
 impl AppState {
-    /// A pool or its numbers changed: leases and call routes follow at once on this instance.
-    pub async fn numbers_changed(&self, pool_id: &str) {
+    /// A pool or its numbers changed: leases, page views and call routes follow at once, on
+    /// every instance. `property_id`: a new pool's property (no cache holds the pool yet).
+    pub async fn numbers_changed(&self, property_id: Option<&str>, pool_id: &str) {
         self.dni.pool_changed(pool_id).await;
-        self.routes.refresh(&self.storage).await;
+        let mut changes = vec![Change::Routes, Change::Pool(pool_id.to_owned())];
+        changes.extend(property_id.map(|id| Change::Property(id.to_owned())));
+        self.changes.announce(&changes).await;
     }
 
-    /// An account's telephony credentials changed: verify with the new ones at once.
+    /// An account's telephony credentials changed: every instance verifies with the new ones.
     pub async fn credentials_changed(&self) {
-        self.credentials.refresh(&self.storage).await;
+        self.changes.announce(&[Change::Credentials]).await;
     }
 }

@@ -101,7 +101,9 @@ pub async fn create_pool(
         .await
         .map_err(not_found("property"))?;
     tracing::info!(pool_id = %pool.id, numbers = pool.numbers.len(), "pool created");
-    state.numbers_changed(&pool.id).await;
+    state
+        .numbers_changed(Some(&pool.property_id), &pool.id)
+        .await;
     Ok(HttpResponse::Created().json(pool))
 }
 
@@ -204,7 +206,7 @@ pub async fn add_numbers(
         )
         .await
         .map_err(not_found("pool"))?;
-    state.numbers_changed(&pool_id).await;
+    state.numbers_changed(None, &pool_id).await;
     Ok(HttpResponse::Created().json(NumberList { numbers: added }))
 }
 
@@ -234,7 +236,7 @@ pub async fn retire_number(
         .retire_number(account.id(), &pool_id, &number, state.clock.now_ms())
         .await
         .map_err(not_found("live number in this pool"))?;
-    state.numbers_changed(&pool_id).await;
+    state.numbers_changed(None, &pool_id).await;
     Ok(HttpResponse::Ok().json(retired))
 }
 

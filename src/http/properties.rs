@@ -6,8 +6,9 @@ use super::AppState;
 use super::auth::AuthedAccount;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
+use crate::changes::Change;
 use crate::domain::{
-    CallSettingsPatch, Ga4Patch, Ga4Settings, LeadRule, NewProperty, PropertyInput,
+    CallSettingsPatch, Ga4Patch, Ga4Settings, LeadRule, NewProperty, PhoneNumber, PropertyInput,
     parse_dispositions, present,
 };
 use crate::storage::{Property, StorageError};
@@ -43,6 +44,11 @@ pub struct CreatePropertyRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePropertyRequest {
+    /// Where calls to the property's tracking numbers ring now (E.164); every instance dials
+    /// the new number within a second.
+    #[serde(default)]
+    #[schema(value_type = Option<super::formats::PhoneNumber>)]
+    pub forward_to: Option<String>,
     /// Changes to how calls ring through; absent fields stay as they are.
     #[serde(default)]
     pub call_settings: Option<CallSettingsPatch>,
@@ -185,6 +191,10 @@ pub async fn update_property(
         .property(account.id(), &id)
         .await
         .map_err(not_found("property"))?;
+    let forward_to = match &body.forward_to {
+        Some(n) => PhoneNumber::parse("forward_to", n)?.to_string(),
+        None => property.forward_to.clone(),
+    };
     let settings = match &body.call_settings {
         Some(patch) => property.call_settings.patched(patch, "call_settings")?,
         None => property.call_settings.clone(),
@@ -202,24 +212,21 @@ pub async fn update_property(
         Some(None) => None,
         None => property.ga4.clone(),
     };
-    state
-        .storage
-        .update_property_settings(
-            account.id(),
-            &property.id,
-            &settings,
-            &dispositions,
-            &lead_rule,
-            ga4.as_ref(),
-        )
-        .await
-        .map_err(not_found("property"))?;
+    property.forward_to = forward_to;
     property.call_settings = settings;
     property.dispositions = dispositions;
     property.lead_rule = lead_rule;
     property.ga4 = ga4;
-    // Calls ring through with the new settings at once on this instance.
-    state.routes.refresh(&state.storage).await;
+    state
+        .storage
+        .update_property_settings(account.id(), &property)
+        .await
+        .map_err(not_found("property"))?;
+    // Calls ring through with the new settings at once, on every instance.
+    state
+        .changes
+        .announce(&[Change::Routes, Change::Property(property.id.clone())])
+        .await;
     tracing::info!(property_id = %property.id, ga4 = property.ga4.is_some(), "property settings changed");
     Ok(HttpResponse::Ok().json(PropertyView::new(property, &state)))
 }

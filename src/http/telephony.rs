@@ -130,8 +130,9 @@ struct Verified {
 impl Verified {
     /// The route of a tracking number, if this request may see it: a request signed with an
     /// account's own Twilio token reaches that account's numbers only.
-    fn route(&self, state: &AppState, number: &str) -> Option<RouteRow> {
+    async fn route(&self, state: &AppState, number: &str) -> Option<RouteRow> {
         route_of(state, number)
+            .await
             .filter(|r| self.account.as_deref().is_none_or(|a| a == r.account_id))
     }
 }
@@ -139,7 +140,11 @@ impl Verified {
 /// Checks `X-Twilio-Signature` against the public URL Twilio called and the form parameters,
 /// with the auth token of the account that connected the request's Twilio account, or else
 /// the service-wide one.
-fn verified_params(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Verified, ApiError> {
+async fn verified_params(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Verified, ApiError> {
     let signature = req
         .headers()
         .get("x-twilio-signature")
@@ -152,10 +157,14 @@ fn verified_params(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<V
             )
         })?;
     let params = Params(url::form_urlencoded::parse(body).into_owned().collect());
-    let own = params
-        .get("AccountSid")
-        .and_then(|sid| state.credentials.of_twilio_account(sid))
-        .and_then(|c| Some((c.twilio_auth_token?, c.account_id)));
+    let own = match params.get("AccountSid") {
+        Some(sid) => state
+            .credentials
+            .resolve_twilio_account(sid, &state.storage)
+            .await
+            .and_then(|c| Some((c.twilio_auth_token?, c.account_id))),
+        None => None,
+    };
     let (token, account) = match own {
         Some((token, account)) => (token, Some(account)),
         None => match &state.settings.twilio_auth_token {
@@ -184,11 +193,10 @@ fn verified_params(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<V
     Ok(Verified { params, account })
 }
 
-/// The route of a tracking number as Twilio wrote it.
-fn route_of(state: &AppState, number: &str) -> Option<RouteRow> {
-    PhoneNumber::parse("To", number)
-        .ok()
-        .and_then(|n| state.routes.route(n.as_str()))
+/// The route of a tracking number as the carrier wrote it (from memory, else the database).
+async fn route_of(state: &AppState, number: &str) -> Option<RouteRow> {
+    let number = PhoneNumber::parse("To", number).ok()?;
+    state.routes.resolve(number.as_str(), &state.storage).await
 }
 
 /// A callback URL that carries the tracking number, so that a callback about a call this
@@ -215,7 +223,7 @@ pub async fn twilio_voice(
     req: HttpRequest,
     ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
-    let verified = verified_params(&state, &req, &body)?;
+    let verified = verified_params(&state, &req, &body).await?;
     let params = &verified.params;
     let to = params.get("To").ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", "`To` is required").with_field("To")
@@ -228,7 +236,7 @@ pub async fn twilio_voice(
         )
         .with_field("CallSid")
     })?;
-    let Some(route) = verified.route(&state, to) else {
+    let Some(route) = verified.route(&state, to).await else {
         tracing::warn!(to, call_sid, "a call to a number the service does not know");
         return Ok(twiml_response(twiml::not_in_service()));
     };
@@ -271,7 +279,7 @@ async fn spool_callback(
     body: &[u8],
     kind: Callback,
 ) -> Result<(), ApiError> {
-    let verified = verified_params(state, req, body)?;
+    let verified = verified_params(state, req, body).await?;
     let params = &verified.params;
     if params.call_sid().is_none() {
         return Err(ApiError::new(
@@ -285,7 +293,10 @@ async fn spool_callback(
         .ok()
         .and_then(|q| q.into_inner().tn)
         .or_else(|| params.get("To").map(str::to_owned));
-    let route = tracking.as_deref().and_then(|n| verified.route(state, n));
+    let route = match tracking.as_deref() {
+        Some(n) => verified.route(state, n).await,
+        None => None,
+    };
     let Some(event) = twilio::progress(
         kind,
         params,
@@ -396,7 +407,7 @@ pub async fn twilio_whisper(
     req: HttpRequest,
     ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
-    let verified = verified_params(&state, &req, &body)?;
+    let verified = verified_params(&state, &req, &body).await?;
     let call = web::Query::<WhisperQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().call);
@@ -425,7 +436,10 @@ pub async fn twilio_whisper(
                 .await
                 .ok()??,
         };
-        let route = state.routes.route(&row.call.tracking_number);
+        let route = state
+            .routes
+            .resolve(&row.call.tracking_number, &state.storage)
+            .await;
         Some((attribution, route))
     };
     let text = match tokio::time::timeout(Duration::from_secs(1), lookup).await {
@@ -500,7 +514,7 @@ pub async fn generic_call(
         })?;
     // The tracking number names the account, whose secret signs the body.
     let addressed: Addressed = super::json::parse(&body)?;
-    let route = route_of(&state, &addressed.to).ok_or_else(|| {
+    let route = route_of(&state, &addressed.to).await.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_number",
@@ -510,7 +524,8 @@ pub async fn generic_call(
     })?;
     let secret = state
         .credentials
-        .of_account(&route.account_id)
+        .resolve_account(&route.account_id, &state.storage)
+        .await
         .and_then(|c| c.calls_secret)
         .ok_or_else(|| {
             ApiError::new(

@@ -154,21 +154,62 @@ impl Storage {
 
     /// The credentials of every account that has any (loaded into the routing table).
     pub async fn telephony_credentials(&self) -> StorageResult<Vec<TelephonyCredentials>> {
-        sqlx::query(
-            "SELECT id, twilio_account_sid, twilio_auth_token, calls_secret FROM accounts \
-             WHERE twilio_auth_token IS NOT NULL OR calls_secret IS NOT NULL",
+        self.credentials_where(
+            "twilio_auth_token IS NOT NULL OR calls_secret IS NOT NULL",
+            None,
         )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(TelephonyCredentials {
-                account_id: r.try_get("id")?,
-                twilio_account_sid: r.try_get("twilio_account_sid")?,
-                twilio_auth_token: r.try_get("twilio_auth_token")?,
-                calls_secret: r.try_get("calls_secret")?,
+        .await
+    }
+
+    /// The credentials of the account that connected this Twilio account, if any.
+    pub async fn credentials_of_twilio_account(
+        &self,
+        account_sid: &str,
+    ) -> StorageResult<Option<TelephonyCredentials>> {
+        Ok(self
+            .credentials_where("twilio_account_sid = $1", Some(account_sid))
+            .await?
+            .pop())
+    }
+
+    /// One account's telephony credentials, if it has any.
+    pub async fn credentials_of_account(
+        &self,
+        account_id: &str,
+    ) -> StorageResult<Option<TelephonyCredentials>> {
+        Ok(self
+            .credentials_where(
+                "id = $1 AND (twilio_auth_token IS NOT NULL OR calls_secret IS NOT NULL)",
+                Some(account_id),
+            )
+            .await?
+            .pop())
+    }
+
+    async fn credentials_where(
+        &self,
+        condition: &str,
+        value: Option<&str>,
+    ) -> StorageResult<Vec<TelephonyCredentials>> {
+        let sql = format!(
+            "SELECT id, twilio_account_sid, twilio_auth_token, calls_secret FROM accounts WHERE {condition}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(value) = value {
+            query = query.bind(value);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(TelephonyCredentials {
+                    account_id: r.try_get("id")?,
+                    twilio_account_sid: r.try_get("twilio_account_sid")?,
+                    twilio_auth_token: r.try_get("twilio_auth_token")?,
+                    calls_secret: r.try_get("calls_secret")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 }

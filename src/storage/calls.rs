@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rollups::{mark_call, mark_neighbours, mark_provider_call, mark_provider_calls};
+use super::rollups::{mark_provider_call, mark_provider_calls};
 use super::{Storage, StorageResult, new_id};
 use crate::domain::{CallOutcome, CallStatus, Outcome};
 use crate::time::Millis;
@@ -142,7 +142,7 @@ pub struct CallFilter {
     pub limit: i64,
 }
 
-const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, provider_call_id, \
+pub(super) const CALL_COLUMNS: &str = "id, account_id, property_id, pool_id, provider, provider_call_id, \
      tracking_number, caller_number, caller_name, caller_city, caller_state, caller_zip, \
      caller_country, status, started_at, spool_seq, status_rank, outcome, answered_at, ended_at, \
      duration_s, talk_s, dial_status, recording_url, recording_sid, recording_duration_s, \
@@ -182,7 +182,7 @@ impl Storage {
                          caller_state = COALESCE(calls.caller_state, excluded.caller_state), \
                          caller_zip = COALESCE(calls.caller_zip, excluded.caller_zip), \
                          caller_country = COALESCE(calls.caller_country, excluded.caller_country), \
-                         confidence = NULL, attributed_at = NULL, updated_at = excluded.updated_at \
+                         confidence = NULL, attributed_at = NULL, claimed_until = NULL, updated_at = excluded.updated_at \
                          WHERE calls.origin = 'status'"
                     );
                     bind_new_call(
@@ -282,149 +282,15 @@ impl Storage {
         Ok(())
     }
 
-    /// Calls waiting for attribution that started at or before `started_by`, oldest first.
-    pub async fn calls_to_attribute(
-        &self,
-        started_by: Millis,
-        limit: i64,
-    ) -> StorageResult<Vec<CallRow>> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE confidence IS NULL AND started_at <= $1 \
-             ORDER BY started_at, id LIMIT $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(started_by)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(call_from_row)
-            .collect()
-    }
-
-    /// Whether a call still waits for its attribution (another instance may have stored it
-    /// since this one read it).
-    pub async fn awaits_attribution(&self, call_id: &str) -> StorageResult<bool> {
-        let waiting = sqlx::query("SELECT id FROM calls WHERE id = $1 AND confidence IS NULL")
-            .bind(call_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(waiting.is_some())
-    }
-
-    /// Stores a call's attribution and recomputes which of the caller's calls is their first
-    /// (a replay can bring an earlier call after a later one). False, with nothing written, when
-    /// the call no longer waits: another instance stored its attribution first.
-    pub async fn store_attribution(
-        &self,
-        call: &CallRow,
-        a: &CallAttribution,
-        now: Millis,
-    ) -> StorageResult<bool> {
-        let mut tx = self.begin().await?;
-        let mut query = sqlx::query(
-            "UPDATE calls SET confidence = $1, session_id = $2, candidates = $3, channel = $4, \
-             source = $5, medium = $6, campaign = $7, term = $8, content = $9, landing_url = $10, \
-             referrer = $11, gclid = $12, gbraid = $13, wbraid = $14, msclkid = $15, fbclid = $16, \
-             ttclid = $17, li_fat_id = $18, visitor_city = $19, visitor_region = $20, \
-             visitor_country = $21, ga_client_id = $22, attributed_at = $23 \
-             WHERE id = $24 AND confidence IS NULL",
+    /// How many calls wait for attribution, and when the oldest of them started.
+    pub async fn attribution_backlog(&self) -> StorageResult<(i64, Option<Millis>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS waiting, MIN(started_at) AS oldest FROM calls \
+             WHERE confidence IS NULL",
         )
-        .bind(&a.confidence)
-        .bind(a.session_id.clone())
-        .bind(serde_json::to_string(&a.candidates).expect("strings serialise"))
-        .bind(&a.channel)
-        .bind(a.source.clone())
-        .bind(a.medium.clone())
-        .bind(a.campaign.clone())
-        .bind(a.term.clone())
-        .bind(a.content.clone())
-        .bind(a.landing_url.clone())
-        .bind(a.referrer.clone());
-        for id in &a.click_ids {
-            query = query.bind(id.clone());
-        }
-        let stored = query
-            .bind(a.visitor_city.clone())
-            .bind(a.visitor_region.clone())
-            .bind(a.visitor_country.clone())
-            .bind(a.ga_client_id.clone())
-            .bind(now)
-            .bind(&call.id)
-            .execute(&mut *tx)
-            .await?;
-        if stored.rows_affected() == 0 {
-            return Ok(false);
-        }
-        mark_call(&mut tx, &call.id, now).await?;
-        mark_neighbours(&mut tx, &call.id, now).await?;
-        if let Some(caller) = &call.call.caller_number {
-            let first: Option<String> = sqlx::query(
-                "SELECT id FROM calls WHERE account_id = $1 AND caller_number = $2 \
-                 ORDER BY started_at, id LIMIT 1",
-            )
-            .bind(&call.call.account_id)
-            .bind(caller)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("id"))
-            .transpose()?;
-            match first {
-                // Usually a later call: it alone learns who was first.
-                Some(first) if first != call.id => {
-                    sqlx::query("UPDATE calls SET first_call_id = $1 WHERE id = $2")
-                        .bind(&first)
-                        .bind(&call.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // This call is the first (a replay can bring it after later ones): the rest
-                // point at it. Only rows that change are written, so a caller's very first
-                // call costs one row, not a rewrite of their history.
-                Some(first) => {
-                    sqlx::query(
-                        "UPDATE calls SET first_call_id = CASE WHEN id = $1 THEN NULL ELSE $1 END \
-                         WHERE account_id = $2 AND caller_number = $3 \
-                         AND ((id = $1 AND first_call_id IS NOT NULL) \
-                           OR (id <> $1 AND (first_call_id IS NULL OR first_call_id <> $1)))",
-                    )
-                    .bind(&first)
-                    .bind(&call.call.account_id)
-                    .bind(caller)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {}
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Final, attributed calls not yet completed (qualified, announced), oldest first.
-    pub async fn calls_to_complete(&self, limit: i64) -> StorageResult<Vec<CallRow>> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE notified_at IS NULL AND status_rank = 3 \
-             AND confidence IS NOT NULL ORDER BY started_at, id LIMIT $1"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(call_from_row)
-            .collect()
-    }
-
-    /// Marks a call completed; false if another instance got there first.
-    pub async fn mark_completed(&self, call_id: &str, now: Millis) -> StorageResult<bool> {
-        let done =
-            sqlx::query("UPDATE calls SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL")
-                .bind(now)
-                .bind(call_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("waiting")?, row.try_get("oldest")?))
     }
 
     /// The calls of a property, oldest first.
@@ -554,7 +420,7 @@ fn bind_new_call<'q>(
         .bind(now)
 }
 
-fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
+pub(super) fn call_from_row(r: &AnyRow) -> StorageResult<CallRow> {
     let confidence: Option<String> = r.try_get("confidence")?;
     let attribution = match confidence {
         None => None,

@@ -100,7 +100,7 @@ pub struct SharedFrom {
     pub at: Millis,
 }
 
-const SESSION_COLUMNS: &str = "id, account_id, property_id, pool_id, assignment, number, \
+pub(super) const SESSION_COLUMNS: &str = "id, account_id, property_id, pool_id, assignment, number, \
      landing_url, referrer, channel, source, medium, campaign, term, content, gclid, gbraid, \
      wbraid, msclkid, fbclid, ttclid, li_fat_id, visitor_city, visitor_region, visitor_country, \
      ga_client_id, page_views, first_seen_at, last_seen_at";
@@ -146,7 +146,7 @@ pub(super) enum Arg {
 }
 
 /// Rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 /// `head VALUES (...), (...) tail`, in chunks.
 pub(super) async fn insert_rows(
@@ -180,39 +180,52 @@ async fn values_statement(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Arg>> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
-        let mut sql = String::from(head);
-        sql.push_str("VALUES ");
-        for r in 0..chunk.len() {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..width {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                // Dialect branch: SQLite finds a *named* parameter by a linear scan, once per
-                // parameter, which makes a 2 500-parameter statement quadratic; its anonymous
-                // `?` parameters are positional and free. PostgreSQL needs `$n`.
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => sql.push_str(&format!("${}", r * width + c + 1)),
-                }
-            }
-            sql.push(')');
-        }
-        sql.push_str(tail);
+        let sql = format!("{head}{}{tail}", values_sql(backend, width, chunk.len()));
         // Only placeholders are interpolated; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            debug_assert_eq!(row.len(), width);
-            for arg in row {
-                query = match arg {
-                    Arg::Text(v) => query.bind(v),
-                    Arg::Int(v) => query.bind(v),
-                };
-            }
-        }
-        query.execute(&mut **tx).await?;
+        bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
+}
+
+/// `VALUES (...), (...)` with `rows` rows of `width` placeholders, numbered from 1: the
+/// statement's only parameters, and its first.
+pub(super) fn values_sql(backend: Backend, width: usize, rows: usize) -> String {
+    let mut sql = String::from("VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            // Dialect branch: SQLite finds a *named* parameter by a linear scan, once per
+            // parameter, which makes a 2 500-parameter statement quadratic; its anonymous
+            // `?` parameters are positional and free. PostgreSQL needs `$n`.
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * width + c + 1)),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Binds the rows of a `values_sql` statement, in order.
+pub(super) fn bind_rows<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    rows: Vec<Vec<Arg>>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for row in rows {
+        for arg in row {
+            query = match arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+            };
+        }
+    }
+    query
 }
 
 pub(super) fn t(v: &str) -> Arg {
@@ -615,7 +628,7 @@ impl Storage {
     }
 }
 
-fn session_from_row(r: &AnyRow) -> StorageResult<SessionRow> {
+pub(super) fn session_from_row(r: &AnyRow) -> StorageResult<SessionRow> {
     let mut click_ids: [Option<String>; 7] = Default::default();
     for (slot, column) in click_ids.iter_mut().zip(CLICK_ID_COLUMNS) {
         *slot = r.try_get(column)?;

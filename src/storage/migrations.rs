@@ -30,6 +30,7 @@ const FILES: &[(&str, &str)] = embed![
     "0008_ga4_client_id.sql",
     "0009_alerts.sql",
     "0010_dashboard_sessions.sql",
+    "0011_call_path_lookups_and_claims.sql",
 ];
 
 pub(super) static MIGRATOR: LazyLock<Migrator> =

@@ -155,22 +155,4 @@ impl Storage {
         .await?;
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
-
-    /// Records whether a completed call is a qualified lead.
-    pub async fn set_qualified(
-        &self,
-        call_id: &str,
-        qualified: bool,
-        now: Millis,
-    ) -> StorageResult<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE calls SET qualified = $1 WHERE id = $2")
-            .bind(i64::from(qualified))
-            .bind(call_id)
-            .execute(&mut *tx)
-            .await?;
-        mark_call(&mut tx, call_id, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }

@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::time::{Millis, to_datetime};
 
-const POOL_COLUMNS: &str = "id, account_id, property_id, name, kind, match_channel, match_source, \
+pub(super) const POOL_COLUMNS: &str = "id, account_id, property_id, name, kind, match_channel, match_source, \
      match_medium, match_campaign, lease_minutes, exhaustion, overflow_number, created_at";
 
 impl Storage {
@@ -222,7 +222,7 @@ async fn insert_numbers(
     Ok(added)
 }
 
-fn pool_from_row(r: &AnyRow) -> StorageResult<Pool> {
+pub(super) fn pool_from_row(r: &AnyRow) -> StorageResult<Pool> {
     Ok(Pool {
         id: r.try_get("id")?,
         property_id: r.try_get("property_id")?,
@@ -282,38 +282,57 @@ pub struct RouteRow {
     pub settings: CallSettings,
 }
 
+/// Where calls to each number go: live tracking numbers and pools' overflow numbers, each
+/// branch with its own `{filter}` (`WHERE` conditions added by the caller).
+const ROUTES_SQL: &str = "SELECT t.e164 AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to, \
+     pr.ring_timeout_s, pr.record, pr.caller_id, pr.whisper, pr.attribution_window_hours \
+     FROM tracking_numbers t JOIN pools po ON po.id = t.pool_id \
+     JOIN properties pr ON pr.id = po.property_id WHERE t.retired_at IS NULL {tracking_filter} \
+     UNION ALL \
+     SELECT po.overflow_number AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to, \
+     pr.ring_timeout_s, pr.record, pr.caller_id, pr.whisper, pr.attribution_window_hours \
+     FROM pools po JOIN properties pr ON pr.id = po.property_id WHERE po.overflow_number IS NOT NULL {overflow_filter}";
+
 impl Storage {
-    /// Every number a call may come in on: live tracking numbers and pools' overflow numbers.
+    /// Every number a call may come in on.
     pub async fn routes(&self) -> StorageResult<Vec<RouteRow>> {
-        let rows = sqlx::query(
-            "SELECT t.e164 AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to, \
-             pr.ring_timeout_s, pr.record, pr.caller_id, pr.whisper, pr.attribution_window_hours \
-             FROM tracking_numbers t JOIN pools po ON po.id = t.pool_id \
-             JOIN properties pr ON pr.id = po.property_id WHERE t.retired_at IS NULL \
-             UNION ALL \
-             SELECT po.overflow_number AS number, pr.account_id, pr.id AS property_id, po.id AS pool_id, pr.forward_to, \
-             pr.ring_timeout_s, pr.record, pr.caller_id, pr.whisper, pr.attribution_window_hours \
-             FROM pools po JOIN properties pr ON pr.id = po.property_id WHERE po.overflow_number IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RouteRow {
-                    number: r.try_get("number")?,
-                    account_id: r.try_get("account_id")?,
-                    property_id: r.try_get("property_id")?,
-                    pool_id: r.try_get("pool_id")?,
-                    forward_to: r.try_get("forward_to")?,
-                    settings: CallSettings::from_db(
-                        r.try_get("ring_timeout_s")?,
-                        &r.try_get::<String, _>("record")?,
-                        &r.try_get::<String, _>("caller_id")?,
-                        &r.try_get::<String, _>("whisper")?,
-                        r.try_get("attribution_window_hours")?,
-                    ),
-                })
-            })
-            .collect()
+        let sql = ROUTES_SQL
+            .replace("{tracking_filter}", "")
+            .replace("{overflow_filter}", "");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(route_row).collect()
     }
+
+    /// The route of one number (two indexed reads), for a call the routing table does not know.
+    pub async fn route_of(&self, number: &str) -> StorageResult<Option<RouteRow>> {
+        let sql = ROUTES_SQL
+            .replace("{tracking_filter}", "AND t.e164 = $1")
+            .replace("{overflow_filter}", "AND po.overflow_number = $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_all(&self.pool)
+            .await?;
+        // A number both live and some pool's overflow resolves as the whole table does (the
+        // later row wins there).
+        rows.last().map(route_row).transpose()
+    }
+}
+
+fn route_row(r: &AnyRow) -> StorageResult<RouteRow> {
+    Ok(RouteRow {
+        number: r.try_get("number")?,
+        account_id: r.try_get("account_id")?,
+        property_id: r.try_get("property_id")?,
+        pool_id: r.try_get("pool_id")?,
+        forward_to: r.try_get("forward_to")?,
+        settings: CallSettings::from_db(
+            r.try_get("ring_timeout_s")?,
+            &r.try_get::<String, _>("record")?,
+            &r.try_get::<String, _>("caller_id")?,
+            &r.try_get::<String, _>("whisper")?,
+            r.try_get("attribution_window_hours")?,
+        ),
+    })
 }

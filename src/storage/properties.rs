@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::time::{Millis, to_datetime};
 
-const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
+pub(super) const PROPERTY_COLUMNS: &str = "id, account_id, name, public_key, domains, default_number, \
      forward_to, timezone, currency, created_at, ring_timeout_s, record, caller_id, whisper, \
      attribution_window_hours, dispositions, qualified_after_s, qualified_first_time_only, \
      ga4_measurement_id, ga4_api_secret, ga4_endpoint, ga4_event_name";
@@ -89,36 +89,36 @@ impl Storage {
         property_from_row(&row)
     }
 
-    /// Replaces a property's call settings, dispositions, lead rule and GA4 settings, in one
-    /// statement.
+    /// Stores a property's `forward_to`, call settings, dispositions, lead rule and GA4
+    /// settings as `property` has them, in one statement.
     pub async fn update_property_settings(
         &self,
         account_id: &str,
-        property_id: &str,
-        settings: &CallSettings,
-        dispositions: &[String],
-        rule: &LeadRule,
-        ga4: Option<&Ga4Settings>,
+        property: &Property,
     ) -> StorageResult<()> {
+        let settings = &property.call_settings;
+        let rule = &property.lead_rule;
+        let ga4 = property.ga4.as_ref();
         let done = sqlx::query(
             "UPDATE properties SET ring_timeout_s = $1, record = $2, caller_id = $3, whisper = $4, \
              attribution_window_hours = $5, dispositions = $6, qualified_after_s = $7, \
              qualified_first_time_only = $8, ga4_measurement_id = $9, ga4_api_secret = $10, \
-             ga4_endpoint = $11, ga4_event_name = $12 WHERE id = $13 AND account_id = $14",
+             ga4_endpoint = $11, ga4_event_name = $12, forward_to = $13 WHERE id = $14 AND account_id = $15",
         )
         .bind(i64::from(settings.ring_timeout_s))
         .bind(settings.twilio_record())
         .bind(settings.caller_id_db())
         .bind(settings.whisper_db())
         .bind(i64::from(settings.attribution_window_hours))
-        .bind(serde_json::to_string(dispositions).expect("strings serialise"))
+        .bind(serde_json::to_string(&property.dispositions).expect("strings serialise"))
         .bind(i64::from(rule.min_duration_s))
         .bind(i64::from(rule.first_time_only))
         .bind(ga4.map(|g| g.measurement_id.clone()))
         .bind(ga4.map(|g| g.api_secret.expose_secret().to_owned()))
         .bind(ga4.map(|g| g.endpoint.clone()))
         .bind(ga4.map(|g| g.event_name.clone()))
-        .bind(property_id)
+        .bind(&property.forward_to)
+        .bind(&property.id)
         .bind(account_id)
         .execute(&self.pool)
         .await?;
@@ -149,7 +149,7 @@ impl Storage {
     }
 }
 
-fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
+pub(super) fn property_from_row(r: &AnyRow) -> StorageResult<Property> {
     let domains: String = r.try_get("domains")?;
     Ok(Property {
         id: r.try_get("id")?,

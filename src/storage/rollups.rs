@@ -320,9 +320,21 @@ pub(super) async fn mark_session_hours(
     hours: &std::collections::BTreeSet<(String, i64)>,
     now: Millis,
 ) -> StorageResult<()> {
+    mark_hours(tx, backend, KIND_SESSIONS, hours, now).await
+}
+
+/// Marks `(property, hour)`s of one kind, in one statement per chunk (sorted: instances that
+/// mark the same rows take them in the same order).
+pub(super) async fn mark_hours(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: super::Backend,
+    kind: &str,
+    hours: &std::collections::BTreeSet<(String, i64)>,
+    now: Millis,
+) -> StorageResult<()> {
     let rows = hours
         .iter()
-        .map(|(property, hour)| vec![t(property), t(KIND_SESSIONS), i(*hour), i(now), i(1)])
+        .map(|(property, hour)| vec![t(property), t(kind), i(*hour), i(now), i(1)])
         .collect();
     insert_rows(
         tx,

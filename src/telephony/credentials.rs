@@ -1,24 +1,45 @@
 //! Accounts' telephony credentials, held in memory beside the routing table so that verifying
 //! a provider's request never waits on the database (calls ring through while it is down).
 //! Like the routing table, each change is written to a local snapshot (`credentials.json`,
-//! mode 0600) that a start with the database down reads.
+//! mode 0600) that a start with the database down reads. As with routes, a change made through
+//! another instance arrives by announcement (and the periodic refresh), a miss asks the
+//! database, and an older refresh never replaces a newer table.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::storage::{Storage, TelephonyCredentials};
+use super::misses::MissLookups;
+use crate::storage::{Storage, StorageResult, TelephonyCredentials};
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Tables {
     by_account: HashMap<String, TelephonyCredentials>,
     /// Twilio account SID -> account id.
     by_twilio_sid: HashMap<String, String>,
+    /// The generation of the refresh that loaded these tables.
+    generation: u64,
+}
+
+impl Tables {
+    fn add(&mut self, c: TelephonyCredentials) {
+        if let Some(sid) = &c.twilio_account_sid
+            && c.twilio_auth_token.is_some()
+        {
+            self.by_twilio_sid.insert(sid.clone(), c.account_id.clone());
+        }
+        self.by_account.insert(c.account_id.clone(), c);
+    }
 }
 
 #[derive(Default)]
 pub struct CredentialsTable {
     tables: RwLock<Arc<Tables>>,
+    /// Refreshes started so far (each refresh's generation).
+    started: AtomicU64,
+    misses: MissLookups,
     /// The snapshot file and what it holds now.
     snapshot: Option<tokio::sync::Mutex<(PathBuf, Vec<TelephonyCredentials>)>>,
 }
@@ -42,25 +63,76 @@ impl CredentialsTable {
         tables.by_account.get(account).cloned()
     }
 
-    pub fn replace(&self, all: Vec<TelephonyCredentials>) {
-        let mut tables = Tables::default();
-        for c in all {
-            if let Some(sid) = &c.twilio_account_sid
-                && c.twilio_auth_token.is_some()
-            {
-                tables
-                    .by_twilio_sid
-                    .insert(sid.clone(), c.account_id.clone());
-            }
-            tables.by_account.insert(c.account_id.clone(), c);
+    /// An account's credentials: from memory, else from the database (connected through
+    /// another instance a moment ago).
+    pub async fn resolve_account(
+        &self,
+        account_id: &str,
+        storage: &Storage,
+    ) -> Option<TelephonyCredentials> {
+        if let Some(c) = self.of_account(account_id) {
+            return Some(c);
         }
-        *self.tables.write().expect("lock") = Arc::new(tables);
+        self.learn(account_id, storage.credentials_of_account(account_id))
+            .await
+    }
+
+    /// The credentials of the account that connected this Twilio account: from memory, else
+    /// from the database.
+    pub async fn resolve_twilio_account(
+        &self,
+        account_sid: &str,
+        storage: &Storage,
+    ) -> Option<TelephonyCredentials> {
+        if let Some(c) = self.of_twilio_account(account_sid) {
+            return Some(c);
+        }
+        self.learn(
+            account_sid,
+            storage.credentials_of_twilio_account(account_sid),
+        )
+        .await
+        .filter(|c| c.twilio_auth_token.is_some())
+    }
+
+    /// Adds what the database knows after a miss to the table in memory (a refresh started
+    /// later replaces it with what it reads).
+    async fn learn(
+        &self,
+        key: &str,
+        lookup: impl Future<Output = StorageResult<Option<TelephonyCredentials>>>,
+    ) -> Option<TelephonyCredentials> {
+        let found = self.misses.ask("credentials", key, lookup).await?;
+        let mut tables = self.tables.write().expect("lock");
+        let mut updated = (**tables).clone();
+        updated.add(found.clone());
+        *tables = Arc::new(updated);
+        Some(found)
+    }
+
+    /// Installs every account's credentials as of `generation` (0: unconditionally), unless a
+    /// later refresh installed its own already. Whether it installed them.
+    fn replace(&self, all: Vec<TelephonyCredentials>, generation: u64) -> bool {
+        let mut tables = Tables {
+            generation,
+            ..Tables::default()
+        };
+        for c in all {
+            tables.add(c);
+        }
+        let mut current = self.tables.write().expect("lock");
+        if generation == 0 || generation > current.generation {
+            *current = Arc::new(tables);
+            self.misses.forget();
+            return true;
+        }
+        false
     }
 
     pub fn with_snapshot(path: PathBuf) -> Self {
         Self {
-            tables: RwLock::default(),
             snapshot: Some(tokio::sync::Mutex::new((path, Vec::new()))),
+            ..Self::default()
         }
     }
 
@@ -79,7 +151,7 @@ impl CredentialsTable {
                     tracing::warn!(
                         "the database cannot be read: telephony credentials come from the last snapshot"
                     );
-                    self.replace(all.clone());
+                    self.replace(all.clone(), 0);
                     snapshot.1 = all;
                 }
                 Err(e) => tracing::error!(error = %e, "the credentials snapshot is unreadable"),
@@ -91,11 +163,12 @@ impl CredentialsTable {
 
     /// Reloads every account's credentials; on a database error the table keeps what it had.
     pub async fn refresh(&self, storage: &Storage) -> bool {
+        let generation = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         match storage.telephony_credentials().await {
             Ok(mut all) => {
                 all.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-                self.replace(all.clone());
-                if let Some(snapshot) = &self.snapshot {
+                let installed = self.replace(all.clone(), generation);
+                if installed && let Some(snapshot) = &self.snapshot {
                     let mut snapshot = snapshot.lock().await;
                     if snapshot.1 != all {
                         let path = snapshot.0.clone();

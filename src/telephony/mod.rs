@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod generic;
+pub mod misses;
 pub mod recorder;
 pub mod routing;
 pub mod spool;

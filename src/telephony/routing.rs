@@ -6,16 +6,24 @@
 //! (`<spool_dir>/routes.json`), atomically, so that an instance (re)started while the database is
 //! down still routes calls: at start, when the database cannot be read, the table comes from the
 //! snapshot.
+//!
+//! Other instances change routes too: each change is announced (see `crate::changes`) and
+//! every instance refreshes on the message, within a second; the periodic refresh is the safety
+//! net. A number the table does not know is looked up in the database before the caller hears
+//! "not in service" (see [`MissLookups`]). Refreshes carry a generation, so one that started
+//! earlier never installs its older table over a newer one.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::misses::MissLookups;
 use crate::domain::CallSettings;
 use crate::storage::{RouteRow, Storage};
 
@@ -28,11 +36,24 @@ type Table = Arc<HashMap<String, RouteRow>>;
 
 #[derive(Default)]
 pub struct RoutingTable {
-    routes: RwLock<Table>,
+    routes: RwLock<Installed>,
+    /// Refreshes started so far; each refresh's generation is its number in this count.
+    started: AtomicU64,
+    /// Routes found in the database after a miss, with the count of refreshes started when
+    /// they were found: a table from a refresh started later has them (or knows they are gone).
+    learned: RwLock<HashMap<String, (RouteRow, u64)>>,
+    misses: MissLookups,
     /// Where the snapshot is kept (none: not kept), and the table it holds now. Writes are
     /// serialised by this lock and always write the table as it is when the write starts, so
     /// the file never ends behind the table.
     snapshot: Option<tokio::sync::Mutex<Snapshot>>,
+}
+
+#[derive(Default)]
+struct Installed {
+    table: Table,
+    /// The generation of the refresh that loaded `table` (0: none yet).
+    generation: u64,
 }
 
 struct Snapshot {
@@ -44,20 +65,47 @@ impl RoutingTable {
     /// A table that keeps its snapshot at `path`.
     pub fn with_snapshot(path: PathBuf) -> Self {
         Self {
-            routes: RwLock::default(),
             snapshot: Some(tokio::sync::Mutex::new(Snapshot {
                 path,
                 written: Table::default(),
             })),
+            ..Self::default()
         }
     }
 
+    /// The route of a number, from memory only.
     pub fn route(&self, number: &str) -> Option<RouteRow> {
-        self.routes.read().expect("lock").get(number).cloned()
+        if let Some(route) = self.routes.read().expect("lock").table.get(number) {
+            return Some(route.clone());
+        }
+        let learned = self.learned.read().expect("lock");
+        learned.get(number).map(|(route, _)| route.clone())
+    }
+
+    /// The route of a number: from memory, else from the database (a number added through
+    /// another instance a moment ago), else none.
+    pub async fn resolve(&self, number: &str, storage: &Storage) -> Option<RouteRow> {
+        if let Some(route) = self.route(number) {
+            return Some(route);
+        }
+        let route = self
+            .misses
+            .ask("route", number, storage.route_of(number))
+            .await?;
+        let started = self.started.load(Ordering::SeqCst);
+        tracing::info!(
+            number = %route.number,
+            "a route not yet in this instance's table was found in the database"
+        );
+        self.learned
+            .write()
+            .expect("lock")
+            .insert(number.to_owned(), (route.clone(), started));
+        Some(route)
     }
 
     pub fn len(&self) -> usize {
-        self.routes.read().expect("lock").len()
+        self.routes.read().expect("lock").table.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,7 +130,7 @@ impl RoutingTable {
                     routes = table.len(),
                     "the database cannot be read: routing calls from the last snapshot"
                 );
-                *self.routes.write().expect("lock") = table.clone();
+                self.routes.write().expect("lock").table = table.clone();
                 snapshot.written = table;
             }
             Ok(None) => tracing::warn!(
@@ -99,20 +147,13 @@ impl RoutingTable {
 
     /// Reloads every route; on a database error the table keeps what it had. A changed table
     /// is written to the snapshot (a failed write is logged; the table in memory still serves).
+    /// A refresh that finishes after a later-started one installs nothing.
     pub async fn refresh(&self, storage: &Storage) -> bool {
+        let generation = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         match storage.routes().await {
             Ok(rows) => {
-                let table: HashMap<String, RouteRow> =
-                    rows.into_iter().map(|r| (r.number.clone(), r)).collect();
-                let changed = {
-                    let mut current = self.routes.write().expect("lock");
-                    let changed = **current != table;
-                    if changed {
-                        *current = Arc::new(table);
-                    }
-                    changed
-                };
-                if changed {
+                let table = rows.into_iter().map(|r| (r.number.clone(), r)).collect();
+                if self.install(generation, table) {
                     self.save_snapshot().await;
                 }
                 true
@@ -124,13 +165,34 @@ impl RoutingTable {
         }
     }
 
+    /// Installs the table a refresh read, unless a refresh started later installed its own
+    /// already. Whether the table changed.
+    fn install(&self, generation: u64, table: HashMap<String, RouteRow>) -> bool {
+        let mut current = self.routes.write().expect("lock");
+        if current.generation > generation {
+            return false;
+        }
+        current.generation = generation;
+        // Routes learned before this refresh started are in its table (or gone from it).
+        self.learned
+            .write()
+            .expect("lock")
+            .retain(|_, (_, learned_at)| *learned_at >= generation);
+        self.misses.forget();
+        let changed = *current.table != table;
+        if changed {
+            current.table = Arc::new(table);
+        }
+        changed
+    }
+
     /// Writes the table as it is now, unless the snapshot already holds it.
     async fn save_snapshot(&self) {
         let Some(snapshot) = &self.snapshot else {
             return;
         };
         let mut snapshot = snapshot.lock().await;
-        let table = self.routes.read().expect("lock").clone();
+        let table = self.routes.read().expect("lock").table.clone();
         if Arc::ptr_eq(&table, &snapshot.written) || *table == *snapshot.written {
             return;
         }
@@ -268,6 +330,31 @@ mod tests {
 
     fn table(rows: &[RouteRow]) -> HashMap<String, RouteRow> {
         rows.iter().map(|r| (r.number.clone(), r.clone())).collect()
+    }
+
+    #[test]
+    fn an_older_refresh_never_replaces_a_newer_table_and_learned_routes_last_until_a_newer_one() {
+        let routes = RoutingTable::default();
+        let older = table(&[route("+14155550110", "+14155550101")]);
+        let newer = table(&[route("+14155550110", "+14155550199")]);
+        // Refresh 2 started after refresh 1 but finished first.
+        assert!(routes.install(2, newer.clone()));
+        assert!(!routes.install(1, older));
+        assert_eq!(
+            routes.route("+14155550110").unwrap().forward_to,
+            "+14155550199"
+        );
+
+        // A route learned after refresh 2 (started count 2) outlives a refresh that started
+        // before it was learned, and goes with the first one that started after.
+        routes.learned.write().unwrap().insert(
+            "+14155550111".into(),
+            (route("+14155550111", "+14155550101"), 2),
+        );
+        assert!(!routes.install(2, newer.clone()));
+        assert!(routes.route("+14155550111").is_some());
+        routes.install(3, newer);
+        assert!(routes.route("+14155550111").is_none(), "retired since");
     }
 
     #[test]

@@ -125,7 +125,8 @@ pub async fn attributed(app: &TestApp, sid: &str) -> CallRow {
 pub async fn attributed_from(app: &TestApp, provider: &str, sid: &str) -> CallRow {
     for i in 0..200 {
         if i == 1 {
-            app.clock.advance_ms(3_000);
+            // Past the wait for other instances' ledgers, and for a call no session held.
+            app.clock.advance_ms(8_000);
         }
         app.state.calls.wake();
         if app.state.calls.is_drained()

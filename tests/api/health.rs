@@ -26,6 +26,7 @@ async fn health_reports_every_component(app: TestApp) {
     assert_eq!(h["components"]["lease_store"]["status"], "ok");
     assert_eq!(h["components"]["lease_store"]["backend"], "in_process");
     assert_eq!(h["components"]["geo"]["status"], "disabled");
+    assert_eq!(h["components"]["attribution"]["status"], "ok", "{h}");
 }
 
 async fn operations_endpoints_answer(app: TestApp) {

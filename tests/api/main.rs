@@ -8,6 +8,7 @@ mod alerts;
 mod bad_input;
 mod bad_input_volume;
 mod calls;
+mod changes;
 mod cli;
 mod dashboard;
 mod demo;

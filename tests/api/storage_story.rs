@@ -302,3 +302,177 @@ async fn sqlite_uses_wal_and_creates_its_folder() {
     );
     s.close().await;
 }
+
+/// Attribution's batch: claims keep instances off each other's calls and expire; a released
+/// claim is taken again when its time comes; storing a batch writes each waiting call once,
+/// names each caller's first call, and leaves a call another instance stored alone.
+async fn attribution_claims_story(db: TestDb) {
+    use switchboard::storage::{CallAttribution, CallEvent, NewCall};
+
+    let s = storage_for(&db).await;
+    let account = s.create_account("A", 0).await.unwrap().account;
+    let p = s
+        .create_property(&account.id, &property(), 0)
+        .await
+        .unwrap();
+    let call = |n: usize, caller: &str| NewCall {
+        account_id: account.id.clone(),
+        property_id: p.id.clone(),
+        pool_id: None,
+        provider: "twilio".into(),
+        provider_call_id: format!("CA{n}"),
+        tracking_number: "+14155550110".into(),
+        caller_number: Some(caller.into()),
+        caller_name: None,
+        caller_city: None,
+        caller_state: None,
+        caller_zip: None,
+        caller_country: None,
+        status: "ringing".into(),
+        started_at: 1_000 * n as i64,
+    };
+    let events: Vec<(u64, CallEvent)> = (1..=5)
+        .map(|n| {
+            let caller = if n % 2 == 0 {
+                "+14155559998"
+            } else {
+                "+14155559999"
+            };
+            (n as u64, CallEvent::Started(call(n, caller)))
+        })
+        .collect();
+    s.apply_call_events(&events, 10_000).await.unwrap();
+    assert_eq!(s.attribution_backlog().await.unwrap(), (5, Some(1_000)));
+
+    // Started by 4 000: four calls; two instances claim two each, never the same one.
+    let a = s
+        .claim_calls_for_attribution(4_000, 100, 200, 2)
+        .await
+        .unwrap();
+    let b = s
+        .claim_calls_for_attribution(4_000, 100, 200, 10)
+        .await
+        .unwrap();
+    let ids = |calls: &[switchboard::storage::CallRow]| -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| c.call.provider_call_id.clone())
+            .collect()
+    };
+    assert_eq!(ids(&a), ["CA1", "CA2"], "oldest first");
+    assert_eq!(ids(&b), ["CA3", "CA4"]);
+    assert!(
+        s.claim_calls_for_attribution(4_000, 150, 300, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A claim that expired (its instance died) is taken again.
+    let again = s
+        .claim_calls_for_attribution(4_000, 201, 300, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), ["CA1", "CA2", "CA3", "CA4"]);
+    // Released until 500: not before (the other two are free again at 400).
+    let released: Vec<String> = a.iter().map(|c| c.id.clone()).collect();
+    s.release_claims(&released, 500).await.unwrap();
+    assert_eq!(
+        ids(&s
+            .claim_calls_for_attribution(4_000, 400, 600, 10)
+            .await
+            .unwrap()),
+        ["CA3", "CA4"]
+    );
+    assert_eq!(
+        ids(&s
+            .claim_calls_for_attribution(4_000, 501, 600, 10)
+            .await
+            .unwrap()),
+        ["CA1", "CA2"]
+    );
+
+    // Stored once, whoever stores second; each caller's first call is named.
+    let attribution = |channel: &str| CallAttribution {
+        confidence: "none".into(),
+        channel: channel.into(),
+        ..CallAttribution::default()
+    };
+    let all = s
+        .claim_calls_for_attribution(10_000, 10_000, 20_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&all),
+        ["CA1", "CA2", "CA3", "CA4", "CA5"],
+        "every claim expired"
+    );
+    let everything = s.calls_of_property(&p.id).await.unwrap();
+    let decided: Vec<_> = everything
+        .iter()
+        .map(|c| (c, attribution("Direct")))
+        .collect();
+    let mut stored = s.store_attributions(&decided, 11_000).await.unwrap();
+    stored.sort();
+    let mut expected: Vec<String> = everything.iter().map(|c| c.id.clone()).collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+    let late: Vec<_> = everything
+        .iter()
+        .map(|c| (c, attribution("Paid Search")))
+        .collect();
+    assert!(
+        s.store_attributions(&late, 12_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after = s.calls_of_property(&p.id).await.unwrap();
+    for c in &after {
+        let a = c.attribution.as_ref().expect("attributed");
+        assert_eq!(a.channel, "Direct", "the first store stays");
+    }
+    let first_of = |caller: &str| {
+        after
+            .iter()
+            .filter(|c| c.call.caller_number.as_deref() == Some(caller))
+            .map(|c| (c.call.provider_call_id.clone(), c.first_call_id.clone()))
+            .collect::<Vec<_>>()
+    };
+    let ca = |n: &str| {
+        after
+            .iter()
+            .find(|c| c.call.provider_call_id == n)
+            .unwrap()
+            .id
+            .clone()
+    };
+    assert_eq!(
+        first_of("+14155559999"),
+        [
+            ("CA1".to_owned(), None),
+            ("CA3".to_owned(), Some(ca("CA1"))),
+            ("CA5".to_owned(), Some(ca("CA1")))
+        ]
+    );
+    assert_eq!(
+        first_of("+14155559998"),
+        [
+            ("CA2".to_owned(), None),
+            ("CA4".to_owned(), Some(ca("CA2")))
+        ]
+    );
+    assert_eq!(s.attribution_backlog().await.unwrap(), (0, None));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn attribution_claims_story_sqlite() {
+    attribution_claims_story(test_db(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn attribution_claims_story_postgres() {
+    if let Some(db) = test_db(Backend::Postgres).await {
+        attribution_claims_story(db).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! Configuration changes reach every instance within a second. Each instance keeps pools,
+//! routes and carrier credentials in memory (calls ring through without the database); a change
+//! made through one instance is applied there at once, then announced over Redis pub/sub after
+//! it is committed, and every other instance applies it when the message arrives. Messages are
+//! coalesced: a burst of changes costs one refresh per table. The periodic reload (every
+//! `REFRESH_EVERY`) stays as the safety net for a message lost while Redis was away; a miss in
+//! a table asks the database in the meantime.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::dni::service::Dni;
+use crate::redis_client::RedisEndpoint;
+use crate::relay::{Handler, Relay};
+use crate::storage::Storage;
+use crate::telephony::credentials::CredentialsTable;
+use crate::telephony::routing::RoutingTable;
+
+/// The Redis pub/sub channel of configuration changes.
+const CHANNEL: &str = "sb:changes";
+
+/// What changed. On the wire, one line each: `routes`, `credentials`, `property <id>`,
+/// `pool <id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// Numbers bought or retired, `forward_to` or call settings: the routing table.
+    Routes,
+    /// An account's carrier credentials.
+    Credentials,
+    /// A property's settings or pools: its cached configuration on the page-view path.
+    Property(String),
+    /// A pool's numbers: the cached configuration of the property that has it.
+    Pool(String),
+}
+
+impl Change {
+    fn encode(&self) -> String {
+        match self {
+            Change::Routes => "routes".to_owned(),
+            Change::Credentials => "credentials".to_owned(),
+            Change::Property(id) => format!("property {id}"),
+            Change::Pool(id) => format!("pool {id}"),
+        }
+    }
+
+    fn decode(line: &str) -> Option<Self> {
+        match line.split_once(' ') {
+            None if line == "routes" => Some(Change::Routes),
+            None if line == "credentials" => Some(Change::Credentials),
+            Some(("property", id)) if !id.is_empty() => Some(Change::Property(id.to_owned())),
+            Some(("pool", id)) if !id.is_empty() => Some(Change::Pool(id.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// What an instance refreshes when told of changes.
+pub struct Appliers {
+    pub storage: Storage,
+    pub routes: Arc<RoutingTable>,
+    pub credentials: Arc<CredentialsTable>,
+    pub dni: Arc<Dni>,
+}
+
+impl Appliers {
+    async fn apply(&self, changes: &HashSet<Change>) {
+        if changes.contains(&Change::Routes) {
+            self.routes.refresh(&self.storage).await;
+        }
+        if changes.contains(&Change::Credentials) {
+            self.credentials.refresh(&self.storage).await;
+        }
+        for change in changes {
+            match change {
+                Change::Property(id) => self.dni.property_changed(id),
+                Change::Pool(id) => self.dni.pool_config_changed(id),
+                Change::Routes | Change::Credentials => {}
+            }
+        }
+    }
+}
+
+/// Changes heard from other instances, waiting for the applier task.
+#[derive(Default)]
+struct Inbox {
+    changes: Mutex<HashSet<Change>>,
+    notify: Notify,
+}
+
+pub struct ChangeBus {
+    appliers: Arc<Appliers>,
+    relay: Option<Relay>,
+    applier: Option<JoinHandle<()>>,
+}
+
+impl ChangeBus {
+    /// Changes made here apply here only (one instance, or no Redis).
+    pub fn local(appliers: Appliers) -> Self {
+        Self {
+            appliers: Arc::new(appliers),
+            relay: None,
+            applier: None,
+        }
+    }
+
+    /// Changes made anywhere apply everywhere. Redis down is not an error here: the relay
+    /// keeps trying in the background, and the periodic reload covers the gap.
+    pub async fn with_redis(
+        endpoint: &RedisEndpoint,
+        appliers: Appliers,
+    ) -> Result<Self, redis::RedisError> {
+        let appliers = Arc::new(appliers);
+        let inbox = Arc::new(Inbox::default());
+        let handler: Handler = {
+            let inbox = inbox.clone();
+            Arc::new(move |payload: &str| {
+                let mut changes = inbox.changes.lock().expect("inbox lock");
+                changes.extend(payload.lines().filter_map(Change::decode));
+                drop(changes);
+                inbox.notify.notify_one();
+            })
+        };
+        let relay = Relay::start(endpoint, CHANNEL, handler).await?;
+        let applier = tokio::spawn({
+            let appliers = appliers.clone();
+            async move {
+                loop {
+                    inbox.notify.notified().await;
+                    // Everything heard so far, in one pass; what arrives meanwhile waits for
+                    // the next (the permit `notify_one` leaves wakes it at once).
+                    let changes = std::mem::take(&mut *inbox.changes.lock().expect("inbox lock"));
+                    if !changes.is_empty() {
+                        tracing::debug!(?changes, "applying changes made on another instance");
+                        appliers.apply(&changes).await;
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            appliers,
+            relay: Some(relay),
+            applier: Some(applier),
+        })
+    }
+
+    /// Applies committed changes on this instance now, and tells the others.
+    pub async fn announce(&self, changes: &[Change]) {
+        let set: HashSet<Change> = changes.iter().cloned().collect();
+        self.appliers.apply(&set).await;
+        if let Some(relay) = &self.relay {
+            let message: Vec<String> = changes.iter().map(Change::encode).collect();
+            if !relay.send(&message.join("\n")) {
+                tracing::warn!(
+                    ?changes,
+                    "a change could not be announced; other instances see it at their next reload"
+                );
+            }
+        }
+    }
+
+    pub fn stop(&self) {
+        if let Some(relay) = &self.relay {
+            relay.stop();
+        }
+        if let Some(applier) = &self.applier {
+            applier.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_read_back_as_written_and_nonsense_is_ignored() {
+        for change in [
+            Change::Routes,
+            Change::Credentials,
+            Change::Property("p1".into()),
+            Change::Pool("pool 2".into()),
+        ] {
+            assert_eq!(Change::decode(&change.encode()), Some(change));
+        }
+        for nonsense in ["", "route", "property", "property ", "pools x", "routes x"] {
+            assert_eq!(Change::decode(nonsense), None, "{nonsense:?}");
+        }
+    }
+}
