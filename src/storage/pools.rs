@@ -91,11 +91,31 @@ impl Storage {
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        let mut pools = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut pool = pool_from_row(row)?;
-            pool.numbers = self.numbers_of_pool(&pool.id).await?;
-            pools.push(pool);
+        let mut pools: Vec<Pool> = rows
+            .iter()
+            .map(pool_from_row)
+            .collect::<StorageResult<_>>()?;
+        // Every pool's numbers in one query, not one per pool.
+        let numbers = sqlx::query(
+            "SELECT t.pool_id, t.e164, t.monthly_cost_micros, t.added_at, t.retired_at \
+             FROM tracking_numbers t JOIN pools p ON p.id = t.pool_id \
+             WHERE p.property_id = $1 AND p.account_id = $2 \
+             ORDER BY CASE WHEN t.retired_at IS NULL THEN 0 ELSE 1 END, t.added_at, t.e164",
+        )
+        .bind(property_id)
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_pool: std::collections::HashMap<String, Vec<TrackingNumber>> =
+            std::collections::HashMap::new();
+        for row in &numbers {
+            by_pool
+                .entry(row.try_get("pool_id")?)
+                .or_default()
+                .push(number_from_row(row)?);
+        }
+        for pool in &mut pools {
+            pool.numbers = by_pool.remove(&pool.id).unwrap_or_default();
         }
         Ok(pools)
     }
