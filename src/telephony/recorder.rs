@@ -145,12 +145,10 @@ impl CallRecorder {
         })
     }
 
-    /// How many spooled events wait for the database.
+    /// How many spooled events wait for the database (counted in memory, never read from the
+    /// file: `/health` asks on every probe).
     pub async fn pending_events(&self) -> std::io::Result<usize> {
-        let spool = self.spool.clone();
-        tokio::task::spawn_blocking(move || spool.pending().map(|p| p.len()))
-            .await
-            .map_err(std::io::Error::other)?
+        Ok(self.spool.pending_count())
     }
 
     /// Whether every spooled event is stored in the database.

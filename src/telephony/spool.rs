@@ -23,6 +23,7 @@
 //! written but unsynced lines; none was acknowledged, and everything before a synced line is
 //! synced too, since `fdatasync` covers the whole file.)
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
@@ -51,10 +52,18 @@ struct Inner {
     /// Bumped each time the file is emptied: until then the bytes before `len` never change,
     /// so readers read them without holding the lock.
     generation: u64,
+    /// The unacknowledged records' sequence numbers and the offsets they end at, oldest first:
+    /// an acknowledgement finds its offset here, and the backlog is counted here, instead of
+    /// re-reading the file (which behind an outage made each 1 000-record replay batch re-parse
+    /// everything still waiting).
+    unacked: VecDeque<SeqEnd>,
 }
 
 /// A record and the file offset it ends at.
 type Positioned<T> = (Record<T>, u64);
+
+/// A record's sequence number and the file offset it ends at.
+type SeqEnd = (u64, u64);
 
 /// Where the unacknowledged records are, as of one moment.
 #[derive(Clone, Copy)]
@@ -109,7 +118,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
             .read(true)
             .append(true)
             .open(&path)?;
-        let (good_len, last_seq) = scan(&mut file)?;
+        let (good_len, last_seq, positions) = scan(&mut file)?;
         if good_len < file.metadata()?.len() {
             tracing::warn!(path = %path.display(), "cutting off a torn spool record (never acknowledged)");
             file.set_len(good_len)?;
@@ -121,6 +130,10 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
             Err(e) => return Err(e),
         };
         let next_seq = last_seq.max(read_seq_floor(dir)?) + 1;
+        let unacked = positions
+            .into_iter()
+            .filter(|&(_, end)| end > done)
+            .collect();
         let sync_file = file.try_clone()?;
         Ok(Self {
             path,
@@ -132,6 +145,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
                 done,
                 damaged: false,
                 generation: 0,
+                unacked,
             }),
             written: AtomicU64::new(next_seq - 1),
             sync_file,
@@ -174,6 +188,8 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
         }
         inner.len += line.len() as u64;
         inner.next_seq += 1;
+        let end = inner.len;
+        inner.unacked.push_back((seq, end));
         // Under the lock, so `written` only rises and every record up to it is written.
         self.written.store(seq, Ordering::Release);
         Ok(seq)
@@ -235,19 +251,28 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
     /// file is emptied. Appenders are held up only while the file is emptied.
     pub fn acknowledge(&self, through: u64) -> io::Result<()> {
         let _one_at_a_time = self.acknowledging.lock().expect("lock");
-        let (records, region) = self.unacknowledged()?;
-        let stored: Vec<_> = records
-            .iter()
-            .take_while(|(record, _)| record.seq <= through)
-            .collect();
-        let Some(&&(ref last, done)) = stored.last() else {
-            return Ok(());
+        let (last_seq, done, region) = {
+            let inner = self.inner.lock().expect("lock");
+            let Some(&(last_seq, done)) = inner
+                .unacked
+                .iter()
+                .take_while(|&&(seq, _)| seq <= through)
+                .last()
+            else {
+                return Ok(());
+            };
+            let region = Region {
+                done: inner.done,
+                len: inner.len,
+                generation: inner.generation,
+            };
+            (last_seq, done, region)
         };
         if done == region.len && done >= self.compact_at {
             // The sequence floor keeps numbers rising across the emptying.
             write_atomically(
                 &self.path.with_extension("spool.seq"),
-                &last.seq.to_string(),
+                &last_seq.to_string(),
                 true,
             )?;
             let mut inner = self.inner.lock().expect("lock");
@@ -257,6 +282,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
                 inner.len = 0;
                 inner.done = 0;
                 inner.generation += 1;
+                inner.unacked.clear();
                 // Still under the lock: no line is appended before the checkpoint says 0.
                 return write_atomically(&self.done_path, "0", true);
             }
@@ -269,8 +295,20 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
         let mut inner = self.inner.lock().expect("lock");
         if inner.generation == region.generation {
             inner.done = inner.done.max(done);
+            while inner
+                .unacked
+                .front()
+                .is_some_and(|&(seq, _)| seq <= last_seq)
+            {
+                inner.unacked.pop_front();
+            }
         }
         Ok(())
+    }
+
+    /// How many records wait to be acknowledged (no file read: `/health` asks on every probe).
+    pub fn pending_count(&self) -> usize {
+        self.inner.lock().expect("lock").unacked.len()
     }
 
     fn region(&self) -> Region {
@@ -322,11 +360,13 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
     }
 }
 
-/// The length of the well-formed prefix (complete lines) and the last sequence number in it.
-fn scan(file: &mut File) -> io::Result<(u64, u64)> {
+/// The length of the well-formed prefix (complete lines), the last sequence number in it, and
+/// each record's sequence number with the offset it ends at.
+fn scan(file: &mut File) -> io::Result<(u64, u64, Vec<SeqEnd>)> {
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(&*file);
     let (mut good, mut last_seq) = (0u64, 0u64);
+    let mut positions = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -343,8 +383,9 @@ fn scan(file: &mut File) -> io::Result<(u64, u64)> {
             Err(_) => break,
         }
         good += n as u64;
+        positions.push((last_seq, good));
     }
-    Ok((good, last_seq))
+    Ok((good, last_seq, positions))
 }
 
 fn read_seq_floor(dir: &Path) -> io::Result<u64> {
@@ -411,6 +452,38 @@ mod tests {
             "never replayed twice"
         );
         assert_eq!(spool.append(&ev("CA3")).unwrap(), 3);
+    }
+
+    #[test]
+    fn the_backlog_is_counted_in_memory_and_agrees_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        for n in 1..=5 {
+            spool.append(&ev(&format!("CA{n}"))).unwrap();
+        }
+        assert_eq!(spool.pending_count(), 5);
+        spool.acknowledge(2).unwrap();
+        assert_eq!(spool.pending_count(), 3);
+        spool.acknowledge(2).unwrap(); // repeated: harmless
+        spool.acknowledge(0).unwrap();
+        assert_eq!(spool.pending_count(), 3);
+        assert_eq!(spool.pending().unwrap().len(), spool.pending_count());
+        drop(spool);
+
+        // Reopened: counted from the file, after the checkpoint.
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.pending_count(), 3);
+        assert_eq!(calls(&spool.pending().unwrap())[0], (3, "CA3".into()));
+        spool.append(&ev("CA6")).unwrap();
+        spool.acknowledge(4).unwrap();
+        assert_eq!(
+            calls(&spool.pending().unwrap()),
+            [(5, "CA5".into()), (6, "CA6".into())]
+        );
+        assert_eq!(spool.pending_count(), 2);
+        spool.acknowledge(99).unwrap();
+        assert_eq!(spool.pending_count(), 0);
+        assert!(spool.is_empty());
     }
 
     #[test]
