@@ -77,6 +77,11 @@ pub struct Directory {
     /// Entries dropped so far: a load that saw another count when it began may have read
     /// what a drop made stale.
     drops: Arc<AtomicU64>,
+    /// Keys being loaded after a miss: the first request loads, the rest wait for its answer
+    /// instead of each asking the database (a burst of page views of a property just created).
+    loading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Loads after a miss so far.
+    misses_loaded: AtomicU64,
 }
 
 impl Directory {
@@ -85,7 +90,14 @@ impl Directory {
             storage,
             entries: Arc::default(),
             drops: Arc::default(),
+            loading: std::sync::Mutex::default(),
+            misses_loaded: AtomicU64::new(0),
         }
+    }
+
+    /// How many misses went to the database.
+    pub fn misses_loaded(&self) -> u64 {
+        self.misses_loaded.load(Ordering::Relaxed)
     }
 
     pub async fn by_public_key(
@@ -123,10 +135,27 @@ impl Directory {
                 return Ok(e.config.clone());
             }
         }
+        let gate = self
+            .loading
+            .lock()
+            .expect("lock")
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        // Another request may have loaded it while this one waited.
+        if let Some(e) = self.entries.read().expect("lock").get(key) {
+            return Ok(e.config.clone());
+        }
         let began = self.drops.load(Ordering::SeqCst);
-        let config = load(&self.storage, key).await?;
-        insert(&self.entries, &self.drops, began, key, config.clone());
-        Ok(config)
+        self.misses_loaded.fetch_add(1, Ordering::Relaxed);
+        let loaded = load(&self.storage, key).await;
+        if let Ok(config) = &loaded {
+            insert(&self.entries, &self.drops, began, key, config.clone());
+        }
+        // Cached now (or failed: the waiters try in turn); later misses start afresh.
+        self.loading.lock().expect("lock").remove(key);
+        loaded
     }
 
     /// Drops the entry of a property whose settings or pools changed.
@@ -195,4 +224,60 @@ fn insert(
         },
     );
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewProperty, PropertyInput};
+
+    #[tokio::test]
+    async fn a_burst_of_misses_for_one_key_asks_the_database_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::connect(
+            &format!("sqlite://{}/sb.db", dir.path().display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        storage.migrate().await.unwrap();
+        let account = storage.create_account("A", 0).await.unwrap().account;
+        let property = NewProperty::parse(PropertyInput {
+            name: "Acme",
+            domains: &["acme.example".to_owned()],
+            default_number: "+14155550100",
+            forward_to: None,
+            timezone: None,
+            currency: None,
+            call_settings: None,
+        })
+        .unwrap();
+        let property = storage
+            .create_property(&account.id, &property, 0)
+            .await
+            .unwrap();
+        let directory = Arc::new(Directory::new(storage));
+        let asks: Vec<_> = (0..20)
+            .map(|_| {
+                let (directory, key) = (directory.clone(), property.public_key.clone());
+                tokio::spawn(async move { directory.by_public_key(&key).await })
+            })
+            .collect();
+        for ask in asks {
+            let config = ask.await.unwrap().unwrap().expect("known");
+            assert_eq!(config.property.id, property.id);
+        }
+        assert_eq!(directory.misses_loaded(), 1);
+        // An unknown key is asked about once too, then cached as unknown.
+        for _ in 0..3 {
+            assert!(
+                directory
+                    .by_public_key("pk_nobody")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert_eq!(directory.misses_loaded(), 2);
+    }
 }
