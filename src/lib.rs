@@ -20,6 +20,7 @@ pub mod reports;
 pub mod simulate;
 pub mod startup;
 pub mod storage;
+pub mod supervise;
 pub mod telemetry;
 pub mod telephony;
 pub mod time;

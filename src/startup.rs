@@ -31,6 +31,7 @@ use crate::http::{self, AppState, Metrics};
 use crate::live::LiveHub;
 use crate::reports::Rollups;
 use crate::storage::{PoolSettings, Storage, StorageError};
+use crate::supervise::Supervisor;
 use crate::telephony::credentials::{CredentialsTable, SNAPSHOT_FILE as CREDENTIALS_SNAPSHOT};
 use crate::telephony::recorder::CallRecorder;
 use crate::telephony::routing::{
@@ -120,18 +121,28 @@ impl Application {
             clock.clone(),
             settings.new_sessions_per_ip_per_minute,
         ));
+        // Every long-running worker is watched: a panic is logged, shown in /health, and the
+        // worker started again.
+        let supervisor = Arc::new(Supervisor::default());
         let pruner = {
             let dni = dni.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    every.tick().await;
-                    dni.prune_limiter();
-                }
+            supervisor.watch("rate limiter pruner", move || {
+                let dni = dni.clone();
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        every.tick().await;
+                        dni.prune_limiter();
+                    }
+                })
             })
         };
-        let recoverer = (leases.backend_name() == "redis")
-            .then(|| tokio::spawn(recover_lost_sessions(dni.clone(), clock.clone())));
+        let recoverer = (leases.backend_name() == "redis").then(|| {
+            let (dni, clock) = (dni.clone(), clock.clone());
+            supervisor.watch("session recovery", move || {
+                tokio::spawn(recover_lost_sessions(dni.clone(), clock.clone()))
+            })
+        });
         // Calls are routed from memory: load the table now, then keep it fresh in the background.
         let routes = Arc::new(RoutingTable::with_snapshot(
             settings.spool_dir.join(ROUTES_SNAPSHOT),
@@ -144,14 +155,18 @@ impl Application {
         let refresher = {
             let (routes, credentials, storage) =
                 (routes.clone(), credentials.clone(), storage.clone());
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(ROUTES_REFRESH_EVERY);
-                every.tick().await;
-                loop {
+            supervisor.watch("routes and credentials reload", move || {
+                let (routes, credentials, storage) =
+                    (routes.clone(), credentials.clone(), storage.clone());
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(ROUTES_REFRESH_EVERY);
                     every.tick().await;
-                    routes.refresh(&storage).await;
-                    credentials.refresh(&storage).await;
-                }
+                    loop {
+                        every.tick().await;
+                        routes.refresh(&storage).await;
+                        credentials.refresh(&storage).await;
+                    }
+                })
             })
         };
         // With Redis, live call events are relayed to every instance's subscribers, and
@@ -201,17 +216,39 @@ impl Application {
         let webhooks = Arc::new(
             Webhooks::new(storage.clone(), clock.clone()).context("building the webhook client")?,
         );
-        let webhook_worker = webhooks.start();
-        let replayer = calls.start(storage.clone(), attributor.clone(), webhooks.clone());
+        let webhook_worker = {
+            let webhooks = webhooks.clone();
+            supervisor.watch("webhook deliveries", move || webhooks.start())
+        };
+        let replayer = {
+            let (calls, storage, attributor, webhooks) = (
+                calls.clone(),
+                storage.clone(),
+                attributor.clone(),
+                webhooks.clone(),
+            );
+            supervisor.watch("call replay and attribution", move || {
+                calls.start(storage.clone(), attributor.clone(), webhooks.clone())
+            })
+        };
         let rollups = Arc::new(Rollups::new(storage.clone(), clock.clone()));
-        let rollup_worker = rollups.start();
+        let rollup_worker = {
+            let rollups = rollups.clone();
+            supervisor.watch("report rollups", move || rollups.start())
+        };
         let alerts = Arc::new(Alerts::new(
             storage.clone(),
             dni.clone(),
             webhooks.clone(),
             clock.clone(),
         ));
-        let alert_worker = alerts.start(Duration::from_secs(settings.alert_interval_secs));
+        let alert_worker = {
+            let (alerts, every) = (
+                alerts.clone(),
+                Duration::from_secs(settings.alert_interval_secs),
+            );
+            supervisor.watch("alerts", move || alerts.start(every))
+        };
         let state = web::Data::new(AppState {
             dni,
             routes,
@@ -229,6 +266,7 @@ impl Application {
             alerts,
             live,
             changes,
+            supervisor,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {

@@ -14,6 +14,8 @@ use super::AppState;
 use crate::geo::GeoStatus;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A worker that panicked this recently makes `/health` degraded.
+const RECENT_PANIC: Duration = Duration::from_secs(600);
 /// A call that waits this long for attribution means attribution is not keeping up.
 const ATTRIBUTION_STUCK: Duration = Duration::from_secs(300);
 
@@ -35,6 +37,9 @@ pub struct Components {
     /// Calls waiting for attribution (every instance's), and how long the oldest has waited:
     /// an error when it has waited longer than `ATTRIBUTION_STUCK`.
     pub attribution: Component,
+    /// The background workers: an error when one panicked (and was started again) within
+    /// `RECENT_PANIC`, or stopped.
+    pub workers: Component,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -152,9 +157,45 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 message: Some("the attribution backlog cannot be read".into()),
             },
         };
-    let all_ok = [&database, &lease_store, &geo, &telephony, &attribution]
-        .iter()
-        .all(|c| c.status != "error");
+    let workers = {
+        let all = state.supervisor.workers();
+        let mut troubles = Vec::new();
+        let mut bad = false;
+        for (name, w) in &all {
+            if w.stopped {
+                bad = true;
+                troubles.push(format!("{name} stopped"));
+            }
+            if let Some((at, message)) = &w.last_panic {
+                bad |= at.elapsed() < RECENT_PANIC;
+                troubles.push(format!(
+                    "{name} restarted {} times, last {} s ago: {message}",
+                    w.restarts,
+                    at.elapsed().as_secs()
+                ));
+            }
+        }
+        Component {
+            status: if bad { "error" } else { "ok" },
+            backend: "supervisor".into(),
+            latency_ms: None,
+            message: Some(if troubles.is_empty() {
+                format!("{} background workers running, none restarted", all.len())
+            } else {
+                format!("{} background workers; {}", all.len(), troubles.join("; "))
+            }),
+        }
+    };
+    let all_ok = [
+        &database,
+        &lease_store,
+        &geo,
+        &telephony,
+        &attribution,
+        &workers,
+    ]
+    .iter()
+    .all(|c| c.status != "error");
     HttpResponse::Ok().json(Health {
         status: if all_ok { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
@@ -164,6 +205,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             geo,
             telephony,
             attribution,
+            workers,
         },
     })
 }

@@ -60,6 +60,8 @@ pub struct AppState {
     pub live: Arc<crate::live::LiveHub>,
     /// Configuration changes, applied here and announced to the other instances.
     pub changes: Arc<crate::changes::ChangeBus>,
+    /// The background workers, watched (restarted after a panic).
+    pub supervisor: Arc<crate::supervise::Supervisor>,
 }
 
 /// Every route of the service. Each handler is registered and documented in one call (its

@@ -27,6 +27,13 @@ async fn health_reports_every_component(app: TestApp) {
     assert_eq!(h["components"]["lease_store"]["backend"], "in_process");
     assert_eq!(h["components"]["geo"]["status"], "disabled");
     assert_eq!(h["components"]["attribution"]["status"], "ok", "{h}");
+    assert_eq!(h["components"]["workers"]["status"], "ok", "{h}");
+    assert!(
+        h["components"]["workers"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("background workers running, none restarted")),
+        "{h}"
+    );
 }
 
 async fn operations_endpoints_answer(app: TestApp) {
