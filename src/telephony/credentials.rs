@@ -21,6 +21,8 @@ struct Tables {
     by_twilio_sid: HashMap<String, String>,
     /// The generation of the refresh that loaded these tables.
     generation: u64,
+    /// What that refresh read, sorted by account: the snapshot holds this.
+    loaded: Arc<Vec<TelephonyCredentials>>,
 }
 
 impl Tables {
@@ -115,6 +117,7 @@ impl CredentialsTable {
     fn replace(&self, all: Vec<TelephonyCredentials>, generation: u64) -> bool {
         let mut tables = Tables {
             generation,
+            loaded: Arc::new(all.clone()),
             ..Tables::default()
         };
         for c in all {
@@ -127,6 +130,32 @@ impl CredentialsTable {
             return true;
         }
         false
+    }
+
+    /// Writes what the installed tables were loaded from, unless the snapshot holds it: read
+    /// under the snapshot's lock, so two refreshes finishing out of order still leave the
+    /// newer table in the file.
+    async fn save_snapshot(&self) {
+        let Some(snapshot) = &self.snapshot else {
+            return;
+        };
+        let mut snapshot = snapshot.lock().await;
+        let loaded = self.tables.read().expect("lock").loaded.clone();
+        if snapshot.1 == *loaded {
+            return;
+        }
+        let path = snapshot.0.clone();
+        let content = serde_json::to_vec(&*loaded).expect("credentials serialise");
+        let written = tokio::task::spawn_blocking(move || {
+            super::routing::write_private_file(&path, &content)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        match written {
+            Ok(()) => snapshot.1 = (*loaded).clone(),
+            Err(e) => tracing::error!(error = %e, "the credentials snapshot could not be written"),
+        }
     }
 
     pub fn with_snapshot(path: PathBuf) -> Self {
@@ -167,25 +196,8 @@ impl CredentialsTable {
         match storage.telephony_credentials().await {
             Ok(mut all) => {
                 all.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-                let installed = self.replace(all.clone(), generation);
-                if installed && let Some(snapshot) = &self.snapshot {
-                    let mut snapshot = snapshot.lock().await;
-                    if snapshot.1 != all {
-                        let path = snapshot.0.clone();
-                        let content = serde_json::to_vec(&all).expect("credentials serialise");
-                        let written = tokio::task::spawn_blocking(move || {
-                            super::routing::write_private_file(&path, &content)
-                        })
-                        .await
-                        .map_err(std::io::Error::other)
-                        .and_then(|r| r);
-                        match written {
-                            Ok(()) => snapshot.1 = all,
-                            Err(e) => {
-                                tracing::error!(error = %e, "the credentials snapshot could not be written")
-                            }
-                        }
-                    }
+                if self.replace(all, generation) {
+                    self.save_snapshot().await;
                 }
                 true
             }
