@@ -17,8 +17,8 @@ use crate::dni::service::Dni;
 use crate::domain::PoolKind;
 use crate::live::{LiveEvent, LiveHub, LiveKind};
 use crate::storage::{
-    AttributionKey as Key, CLICK_ID_COLUMNS, CallAttribution, CallRow, Pool, Property, SessionRow,
-    Storage, StorageError,
+    AttributionKey as Key, CLICK_ID_COLUMNS, CallAttribution, CallRow, ClaimPhase, Pool, Property,
+    SessionRow, Storage, StorageError,
 };
 use crate::time::{Millis, SharedClock};
 use crate::webhooks::{CALL_COMPLETED, Webhooks};
@@ -190,6 +190,22 @@ impl Attributor {
     pub async fn run_pass(&self) -> Result<usize, AttributionError> {
         // This instance's own leases reach the ledger first.
         self.dni.ledger().flush().await;
+        self.in_claimed_batches(Work::Attribute, self.settle_ms)
+            .await
+    }
+
+    /// Claims batches of calls due for `work` (started at least `settle_ms` ago) and does it,
+    /// until none is left or `PASS_LIMIT` has passed; a batch whose work fails is released at
+    /// once for another pass (or instance). Returns how many calls were done.
+    async fn in_claimed_batches(
+        &self,
+        work: Work<'_>,
+        settle_ms: Millis,
+    ) -> Result<usize, AttributionError> {
+        let phase = match work {
+            Work::Attribute => ClaimPhase::Attribution,
+            Work::Complete(_) => ClaimPhase::Completion,
+        };
         let started = std::time::Instant::now();
         let mut done = 0;
         loop {
@@ -197,16 +213,19 @@ impl Attributor {
             let wall = wall_clock_ms();
             let batch = self
                 .storage
-                .claim_calls_for_attribution(now - self.settle_ms, wall, wall + CLAIM_MS, BATCH)
+                .claim_calls(phase, now - settle_ms, wall, wall + CLAIM_MS, BATCH)
                 .await?;
             if batch.is_empty() {
                 break;
             }
             let full = batch.len() as i64 == BATCH;
-            match self.attribute_batch_and_store(&batch, now).await {
-                Ok(stored) => done += stored,
+            let result = match work {
+                Work::Attribute => self.attribute_batch_and_store(&batch, now).await,
+                Work::Complete(webhooks) => self.complete_batch(&batch, webhooks, now).await,
+            };
+            match result {
+                Ok(n) => done += n,
                 Err(e) => {
-                    // Let another pass (or instance) take them at once.
                     let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
                     let _ = self.storage.release_claims(&ids, 0).await;
                     return Err(e);
@@ -271,39 +290,17 @@ impl Attributor {
     /// call, so a crash in between sends each once), then marks the batch in one statement.
     /// Returns how many.
     pub async fn complete_calls(&self, webhooks: &Webhooks) -> Result<usize, AttributionError> {
-        let started = std::time::Instant::now();
-        let mut completed = 0;
-        loop {
-            let wall = wall_clock_ms();
-            let batch = self
-                .storage
-                .claim_calls_to_complete(wall, wall + CLAIM_MS, BATCH)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            let full = batch.len() as i64 == BATCH;
-            match self.complete_batch(&batch, webhooks).await {
-                Ok(done) => completed += done,
-                Err(e) => {
-                    let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
-                    let _ = self.storage.release_claims(&ids, 0).await;
-                    return Err(e);
-                }
-            }
-            if !full || started.elapsed() >= PASS_LIMIT {
-                break;
-            }
-        }
-        Ok(completed)
+        // Every ended call is due, however recent.
+        self.in_claimed_batches(Work::Complete(webhooks), Millis::MIN / 2)
+            .await
     }
 
     async fn complete_batch(
         &self,
         batch: &[CallRow],
         webhooks: &Webhooks,
+        now: Millis,
     ) -> Result<usize, AttributionError> {
-        let now = self.clock.now_ms();
         let property_ids: BTreeSet<String> =
             batch.iter().map(|c| c.call.property_id.clone()).collect();
         let properties: HashMap<String, Property> = self
@@ -584,6 +581,13 @@ impl Attributor {
             })
             .collect())
     }
+}
+
+/// What a pass does with the calls it claims.
+#[derive(Clone, Copy)]
+enum Work<'w> {
+    Attribute,
+    Complete(&'w Webhooks),
 }
 
 /// How one call of a batch is decided.

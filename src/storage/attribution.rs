@@ -19,6 +19,14 @@ use super::{
 };
 use crate::time::Millis;
 
+/// What a claim is for: the calls waiting for attribution, or the ended and attributed calls
+/// waiting to be completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimPhase {
+    Attribution,
+    Completion,
+}
+
 /// A call a batch is about, by its index in the batch.
 pub type Key = i64;
 
@@ -32,13 +40,14 @@ struct CallerCall {
 }
 
 impl Storage {
-    /// Claims up to `limit` calls waiting for attribution that started at or before
-    /// `started_by`, oldest first, until `claim_until` (wall-clock milliseconds): no other
-    /// instance claims them meanwhile, so instances share a backlog instead of each working
-    /// through the same calls. A claim that expires (its instance died, or let the call wait)
-    /// makes the call claimable again.
-    pub async fn claim_calls_for_attribution(
+    /// Claims up to `limit` calls due for `phase` that started at or before `started_by`,
+    /// oldest first, until `claim_until` (wall-clock milliseconds): no other instance claims
+    /// them meanwhile, so instances share a backlog instead of each working through the same
+    /// calls. A claim that expires (its instance died, or let the call wait) makes the call
+    /// claimable again.
+    pub async fn claim_calls(
         &self,
+        phase: ClaimPhase,
         started_by: Millis,
         wall_now: Millis,
         claim_until: Millis,
@@ -51,7 +60,13 @@ impl Storage {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let free = "confidence IS NULL AND (claimed_until IS NULL OR claimed_until < $2)";
+        let due = match phase {
+            ClaimPhase::Attribution => "confidence IS NULL",
+            ClaimPhase::Completion => {
+                "notified_at IS NULL AND status_rank = 3 AND confidence IS NOT NULL"
+            }
+        };
+        let free = format!("{due} AND (claimed_until IS NULL OR claimed_until < $2)");
         // The batch is chosen once, in a CTE (PostgreSQL may evaluate `IN (subquery LIMIT n)`
         // more than once and claim more than n rows); the outer WHERE re-checks each row.
         let sql = format!(
@@ -161,19 +176,14 @@ impl Storage {
             .iter()
             .map(|(k, pool, number, at)| vec![i(*k), t(pool), t(number), i(*at)])
             .collect();
-        let last = "(SELECT {c} FROM leases l WHERE l.number = q.number AND l.pool_id = q.pool_id \
-                    AND l.ends_at <= q.at ORDER BY l.ends_at DESC, l.session_id LIMIT 1)";
         let found = self
             .fetch_with_values(
                 "q(k, pool_id, number, at)",
                 4,
                 rows,
-                &format!(
-                    "SELECT k, session_id, ends_at FROM (SELECT q.k, {} AS session_id, {} AS ends_at \
-                     FROM q) found WHERE session_id IS NOT NULL",
-                    last.replace("{c}", "l.session_id"),
-                    last.replace("{c}", "l.ends_at"),
-                ),
+                "SELECT q.k, l.session_id, l.ends_at FROM q JOIN leases l ON l.id = \
+                 (SELECT l2.id FROM leases l2 WHERE l2.number = q.number AND l2.pool_id = q.pool_id \
+                 AND l2.ends_at <= q.at ORDER BY l2.ends_at DESC, l2.session_id LIMIT 1)",
             )
             .await?;
         found
@@ -389,39 +399,6 @@ impl Storage {
         mark_hours(&mut tx, self.backend, KIND_CALLS, &hours, now).await?;
         tx.commit().await?;
         Ok(stored)
-    }
-
-    /// Claims up to `limit` ended, attributed calls not yet completed, oldest first, until
-    /// `claim_until` (wall clock), as `claim_calls_for_attribution` does.
-    pub async fn claim_calls_to_complete(
-        &self,
-        wall_now: Millis,
-        claim_until: Millis,
-        limit: i64,
-    ) -> StorageResult<Vec<CallRow>> {
-        let skip_locked = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let due = "notified_at IS NULL AND status_rank = 3 AND confidence IS NOT NULL \
-                   AND (claimed_until IS NULL OR claimed_until < $2)";
-        let sql = format!(
-            "WITH chosen AS (SELECT id AS chosen_id FROM calls WHERE {due} \
-             ORDER BY started_at, id LIMIT $3{skip_locked}) \
-             UPDATE calls SET claimed_until = $1 FROM chosen WHERE calls.id = chosen.chosen_id \
-             AND {due} RETURNING {CALL_COLUMNS}"
-        );
-        let mut calls: Vec<CallRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(claim_until)
-            .bind(wall_now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(call_from_row)
-            .collect::<StorageResult<_>>()?;
-        calls.sort_by(|a, b| (a.call.started_at, &a.id).cmp(&(b.call.started_at, &b.id)));
-        Ok(calls)
     }
 
     /// Marks calls completed with whether each is a qualified lead, in one transaction with

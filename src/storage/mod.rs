@@ -33,7 +33,7 @@ use migrations::MIGRATOR;
 
 pub use accounts::TelephonyCredentials;
 pub use alerts::{AlertKey, AlertState, CallActivity, PoolCounts, WatchedProperty};
-pub use attribution::Key as AttributionKey;
+pub use attribution::{ClaimPhase, Key as AttributionKey};
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;
 pub use exports::ClickedCall;

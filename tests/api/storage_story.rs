@@ -307,7 +307,7 @@ async fn sqlite_uses_wal_and_creates_its_folder() {
 /// claim is taken again when its time comes; storing a batch writes each waiting call once,
 /// names each caller's first call, and leaves a call another instance stored alone.
 async fn attribution_claims_story(db: TestDb) {
-    use switchboard::storage::{CallAttribution, CallEvent, NewCall};
+    use switchboard::storage::{CallAttribution, CallEvent, ClaimPhase, NewCall};
 
     let s = storage_for(&db).await;
     let account = s.create_account("A", 0).await.unwrap().account;
@@ -346,11 +346,11 @@ async fn attribution_claims_story(db: TestDb) {
 
     // Started by 4 000: four calls; two instances claim two each, never the same one.
     let a = s
-        .claim_calls_for_attribution(4_000, 100, 200, 2)
+        .claim_calls(ClaimPhase::Attribution, 4_000, 100, 200, 2)
         .await
         .unwrap();
     let b = s
-        .claim_calls_for_attribution(4_000, 100, 200, 10)
+        .claim_calls(ClaimPhase::Attribution, 4_000, 100, 200, 10)
         .await
         .unwrap();
     let ids = |calls: &[switchboard::storage::CallRow]| -> Vec<String> {
@@ -362,14 +362,14 @@ async fn attribution_claims_story(db: TestDb) {
     assert_eq!(ids(&a), ["CA1", "CA2"], "oldest first");
     assert_eq!(ids(&b), ["CA3", "CA4"]);
     assert!(
-        s.claim_calls_for_attribution(4_000, 150, 300, 10)
+        s.claim_calls(ClaimPhase::Attribution, 4_000, 150, 300, 10)
             .await
             .unwrap()
             .is_empty()
     );
     // A claim that expired (its instance died) is taken again.
     let again = s
-        .claim_calls_for_attribution(4_000, 201, 300, 10)
+        .claim_calls(ClaimPhase::Attribution, 4_000, 201, 300, 10)
         .await
         .unwrap();
     assert_eq!(ids(&again), ["CA1", "CA2", "CA3", "CA4"]);
@@ -378,14 +378,14 @@ async fn attribution_claims_story(db: TestDb) {
     s.release_claims(&released, 500).await.unwrap();
     assert_eq!(
         ids(&s
-            .claim_calls_for_attribution(4_000, 400, 600, 10)
+            .claim_calls(ClaimPhase::Attribution, 4_000, 400, 600, 10)
             .await
             .unwrap()),
         ["CA3", "CA4"]
     );
     assert_eq!(
         ids(&s
-            .claim_calls_for_attribution(4_000, 501, 600, 10)
+            .claim_calls(ClaimPhase::Attribution, 4_000, 501, 600, 10)
             .await
             .unwrap()),
         ["CA1", "CA2"]
@@ -398,7 +398,7 @@ async fn attribution_claims_story(db: TestDb) {
         ..CallAttribution::default()
     };
     let all = s
-        .claim_calls_for_attribution(10_000, 10_000, 20_000, 10)
+        .claim_calls(ClaimPhase::Attribution, 10_000, 10_000, 20_000, 10)
         .await
         .unwrap();
     assert_eq!(
