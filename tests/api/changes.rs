@@ -232,15 +232,7 @@ async fn the_attribution_backlog_is_reported_until_the_call_is_attributed() {
     })
     .await;
     eprintln!("stored after {waiting:?}");
-    let health: Value = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.get("/health", &app.api_key).await.json().await.unwrap();
     let attribution = &health["components"]["attribution"];
     assert_eq!(attribution["status"], "ok", "{health}");
     assert_eq!(
@@ -248,11 +240,8 @@ async fn the_attribution_backlog_is_reported_until_the_call_is_attributed() {
         "1 calls waiting for attribution; the oldest for 0 s"
     );
     let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+        .get("/metrics", &app.api_key)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -263,11 +252,8 @@ async fn the_attribution_backlog_is_reported_until_the_call_is_attributed() {
 
     crate::calls::attributed(&app, "CAz1").await;
     let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+        .get("/metrics", &app.api_key)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
