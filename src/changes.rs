@@ -2,12 +2,18 @@
 //! routes and carrier credentials in memory (calls ring through without the database); a change
 //! made through one instance is applied there at once, then announced over Redis pub/sub after
 //! it is committed, and every other instance applies it when the message arrives. Messages are
-//! coalesced: a burst of changes costs one refresh per table. The periodic reload (every
-//! `REFRESH_EVERY`) stays as the safety net for a message lost while Redis was away; a miss in
-//! a table asks the database in the meantime.
+//! coalesced: a burst of changes costs one refresh per table.
+//!
+//! The periodic reload stays as the safety net for a message lost while Redis was away, and it
+//! is cheap: each announcement also counts a revision in the database (`config_revisions`), and
+//! every `REFRESH_EVERY` an instance reads those counters (one small read) and reloads a table
+//! only when its counter moved, or in any case every `FULL_RELOAD_EVERY` (a change whose
+//! instance died between its commit and its announcement). A miss in a table asks the database
+//! in the meantime.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -21,6 +27,11 @@ use crate::telephony::routing::RoutingTable;
 
 /// The Redis pub/sub channel of configuration changes.
 const CHANNEL: &str = "sb:changes";
+/// The safety net reloads the tables whole at least this often, whatever the revisions say.
+pub const FULL_RELOAD_EVERY: Duration = Duration::from_secs(300);
+/// The revision counters' names in `config_revisions`.
+const ROUTES_REVISION: &str = "routes";
+const CREDENTIALS_REVISION: &str = "credentials";
 
 /// What changed. On the wire, one line each: `routes`, `credentials`, `property <id>`,
 /// `pool <id>`.
@@ -90,10 +101,26 @@ struct Inbox {
     notify: Notify,
 }
 
+/// The revisions the last safety-net check read, and when the tables were last reloaded whole.
+struct Revisions {
+    seen: Option<HashMap<String, i64>>,
+    full_at: Instant,
+}
+
+impl Default for Revisions {
+    fn default() -> Self {
+        Self {
+            seen: None,
+            full_at: Instant::now(),
+        }
+    }
+}
+
 pub struct ChangeBus {
     appliers: Arc<Appliers>,
     relay: Option<Relay>,
     applier: Option<JoinHandle<()>>,
+    revisions: tokio::sync::Mutex<Revisions>,
 }
 
 impl ChangeBus {
@@ -103,6 +130,7 @@ impl ChangeBus {
             appliers: Arc::new(appliers),
             relay: None,
             applier: None,
+            revisions: Default::default(),
         }
     }
 
@@ -143,12 +171,31 @@ impl ChangeBus {
             appliers,
             relay: Some(relay),
             applier: Some(applier),
+            revisions: Default::default(),
         })
     }
 
     /// Applies committed changes on this instance now, and tells the others.
     pub async fn announce(&self, changes: &[Change]) {
         let set: HashSet<Change> = changes.iter().cloned().collect();
+        let revisions: Vec<&str> = [
+            (Change::Routes, ROUTES_REVISION),
+            (Change::Credentials, CREDENTIALS_REVISION),
+        ]
+        .into_iter()
+        .filter(|(change, _)| set.contains(change))
+        .map(|(_, name)| name)
+        .collect();
+        if !revisions.is_empty()
+            && let Err(e) = self
+                .appliers
+                .storage
+                .bump_config_revisions(&revisions)
+                .await
+        {
+            tracing::warn!(error = %e, "a change's revision was not counted; other instances \
+                reload it whole within FULL_RELOAD_EVERY if its announcement is lost too");
+        }
         self.appliers.apply(&set).await;
         if let Some(relay) = &self.relay {
             let message: Vec<String> = changes.iter().map(Change::encode).collect();
@@ -159,6 +206,42 @@ impl ChangeBus {
                 );
             }
         }
+    }
+
+    /// The safety net, run every `REFRESH_EVERY`: reloads the tables whose revision moved since
+    /// the last check (all of them every `FULL_RELOAD_EVERY`). With the database away, the tables
+    /// stay as they are. Returns what was reloaded.
+    pub async fn reload_if_changed(&self) -> Vec<Change> {
+        let mut revisions = self.revisions.lock().await;
+        // Read before reloading: a change committed meanwhile moves its counter again, and the
+        // next check reloads once more rather than missing it.
+        let current: HashMap<String, i64> = match self.appliers.storage.config_revisions().await {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "configuration revisions unreadable; tables kept");
+                return Vec::new();
+            }
+        };
+        let whole = revisions.full_at.elapsed() >= FULL_RELOAD_EVERY;
+        let moved = |name: &str| {
+            revisions
+                .seen
+                .as_ref()
+                .is_none_or(|seen| seen.get(name) != current.get(name))
+        };
+        let mut reload = Vec::new();
+        if whole || moved(ROUTES_REVISION) {
+            reload.push(Change::Routes);
+        }
+        if whole || moved(CREDENTIALS_REVISION) {
+            reload.push(Change::Credentials);
+        }
+        revisions.seen = Some(current);
+        if whole {
+            revisions.full_at = Instant::now();
+        }
+        self.appliers.apply(&reload.iter().cloned().collect()).await;
+        reload
     }
 
     pub fn stop(&self) {

@@ -53,6 +53,7 @@ struct RawSettings {
     #[serde(deserialize_with = "lenient_string")]
     spool_dir: String,
     alert_interval_secs: u64,
+    work_lease_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -74,6 +75,7 @@ impl Default for RawSettings {
             new_sessions_per_ip_per_minute: 60,
             spool_dir: "data/spool".to_owned(),
             alert_interval_secs: 15,
+            work_lease_secs: crate::work::DEFAULT_TTL.as_secs(),
         }
     }
 }
@@ -112,6 +114,9 @@ pub struct Settings {
     pub spool_dir: PathBuf,
     /// Seconds between evaluations of the alert rules.
     pub alert_interval_secs: u64,
+    /// How long an instance's lease on a shard of shared background work lasts unrenewed: an
+    /// instance that dies hands its work over this long after (`src/work.rs`).
+    pub work_lease_secs: u64,
 }
 
 /// A setting that cannot be used, named as the operator wrote it.
@@ -338,6 +343,9 @@ impl RawSettings {
         if !(1..=3600).contains(&self.alert_interval_secs) {
             return Err(invalid("alert_interval_secs", "must be between 1 and 3600"));
         }
+        if !(3..=600).contains(&self.work_lease_secs) {
+            return Err(invalid("work_lease_secs", "must be between 3 and 600"));
+        }
         let database_max_connections = match self.database_max_connections {
             0 => return Err(invalid("database_max_connections", "must be at least 1")),
             n => n,
@@ -374,6 +382,7 @@ impl RawSettings {
                 dir => PathBuf::from(dir),
             },
             alert_interval_secs: self.alert_interval_secs,
+            work_lease_secs: self.work_lease_secs,
         })
     }
 }

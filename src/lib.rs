@@ -25,3 +25,4 @@ pub mod telemetry;
 pub mod telephony;
 pub mod time;
 pub mod webhooks;
+pub mod work;

@@ -2,6 +2,7 @@
 //! the listener (port 0 in tests), `run_until_stopped` serves until SIGINT/SIGTERM and then
 //! finishes the requests in flight.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +38,9 @@ use crate::telephony::recorder::CallRecorder;
 use crate::telephony::routing::{
     REFRESH_EVERY as ROUTES_REFRESH_EVERY, RoutingTable, SNAPSHOT_FILE as ROUTES_SNAPSHOT,
 };
-use crate::time::{SharedClock, SystemClock};
+use crate::time::{Millis, SharedClock, SystemClock};
 use crate::webhooks::Webhooks;
+use crate::work::{SESSION_RECOVERY, SharedWork, shard_of};
 
 pub struct Application {
     port: u16,
@@ -53,6 +55,8 @@ pub struct Application {
     alert_worker: tokio::task::JoinHandle<()>,
     /// With a shared lease store: recovers sessions a dead instance never wrote.
     recoverer: Option<tokio::task::JoinHandle<()>>,
+    /// Renews this instance's leases on shared background work.
+    work_leases: tokio::task::JoinHandle<()>,
     /// Checks the schema once a database that was down at start answers.
     schema_check: Option<tokio::task::JoinHandle<()>>,
 }
@@ -137,10 +141,26 @@ impl Application {
                 })
             })
         };
+        // Background work every instance would otherwise repeat is sharded between them.
+        let work = Arc::new(SharedWork::new(
+            storage.clone(),
+            Duration::from_secs(settings.work_lease_secs),
+        ));
+        if let Err(e) = work.turn().await {
+            tracing::warn!(error = %e, "shared background work waits for the database");
+        }
+        let work_leases = {
+            let work = work.clone();
+            supervisor.watch("shared work leases", move || work.start())
+        };
         let recoverer = (leases.backend_name() == "redis").then(|| {
-            let (dni, clock) = (dni.clone(), clock.clone());
+            let (dni, clock, work) = (dni.clone(), clock.clone(), work.clone());
             supervisor.watch("session recovery", move || {
-                tokio::spawn(recover_lost_sessions(dni.clone(), clock.clone()))
+                tokio::spawn(recover_lost_sessions(
+                    dni.clone(),
+                    clock.clone(),
+                    work.clone(),
+                ))
             })
         });
         // Calls are routed from memory: load the table now, then keep it fresh in the background.
@@ -152,23 +172,6 @@ impl Application {
             settings.spool_dir.join(CREDENTIALS_SNAPSHOT),
         ));
         credentials.load(&storage, database_reachable).await;
-        let refresher = {
-            let (routes, credentials, storage) =
-                (routes.clone(), credentials.clone(), storage.clone());
-            supervisor.watch("routes and credentials reload", move || {
-                let (routes, credentials, storage) =
-                    (routes.clone(), credentials.clone(), storage.clone());
-                tokio::spawn(async move {
-                    let mut every = tokio::time::interval(ROUTES_REFRESH_EVERY);
-                    every.tick().await;
-                    loop {
-                        every.tick().await;
-                        routes.refresh(&storage).await;
-                        credentials.refresh(&storage).await;
-                    }
-                })
-            })
-        };
         // With Redis, live call events are relayed to every instance's subscribers, and
         // configuration changes reach every instance within a second.
         let live = Arc::new(match &settings.redis() {
@@ -187,6 +190,20 @@ impl Application {
                 .context("REDIS_URL")?,
             None => ChangeBus::local(appliers),
         });
+        let refresher = {
+            let changes = changes.clone();
+            supervisor.watch("routes and credentials reload", move || {
+                let changes = changes.clone();
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(ROUTES_REFRESH_EVERY);
+                    every.tick().await;
+                    loop {
+                        every.tick().await;
+                        changes.reload_if_changed().await;
+                    }
+                })
+            })
+        };
         let calls = Arc::new(
             CallRecorder::open(&settings.spool_dir, clock.clone(), live.clone()).with_context(
                 || {
@@ -234,7 +251,8 @@ impl Application {
         let rollups = Arc::new(Rollups::new(storage.clone(), clock.clone()));
         let rollup_worker = {
             let rollups = rollups.clone();
-            supervisor.watch("report rollups", move || rollups.start())
+            let work = work.clone();
+            supervisor.watch("report rollups", move || rollups.start(work.clone()))
         };
         let alerts = Arc::new(Alerts::new(
             storage.clone(),
@@ -247,7 +265,8 @@ impl Application {
                 alerts.clone(),
                 Duration::from_secs(settings.alert_interval_secs),
             );
-            supervisor.watch("alerts", move || alerts.start(every))
+            let work = work.clone();
+            supervisor.watch("alerts", move || alerts.start(every, work.clone()))
         };
         let state = web::Data::new(AppState {
             dni,
@@ -267,6 +286,7 @@ impl Application {
             live,
             changes,
             supervisor,
+            work,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {
@@ -281,6 +301,7 @@ impl Application {
             rollup_worker,
             alert_worker,
             recoverer,
+            work_leases,
             schema_check,
         })
     }
@@ -325,6 +346,9 @@ impl Application {
         for task in self.schema_check.iter().chain(&self.recoverer) {
             task.abort();
         }
+        // The others take this instance's shards at their next turn, not a lease's life later.
+        self.work_leases.abort();
+        self.state.work.release_all().await;
         if let Err(e) = self.state.calls.replay(&self.state.storage).await {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -340,18 +364,40 @@ impl Application {
 }
 
 /// Every `RECOVER_EVERY`, the sessions first held since the last look (up to `GRACE_MS` ago)
-/// that the database lacks are written from the lease store (`dni::recovery`).
-async fn recover_lost_sessions(dni: Arc<Dni>, clock: SharedClock) {
-    let mut done_to = clock.now_ms() - RECOVERY_LOOK_BACK_MS;
+/// that the database lacks are written from the lease store (`dni::recovery`), in the buckets
+/// of the shards this instance holds.
+async fn recover_lost_sessions(dni: Arc<Dni>, clock: SharedClock, work: Arc<SharedWork>) {
+    // Where each shard's last look ended. A shard newly held looks back `LOOK_BACK_MS`: its last
+    // holder may have died before looking.
+    let mut done_to: HashMap<u32, Millis> = HashMap::new();
     let mut every = tokio::time::interval(RECOVER_EVERY);
     loop {
         every.tick().await;
-        let to = clock.now_ms() - RECOVERY_GRACE_MS;
-        if to <= done_to {
+        let held = work.held(SESSION_RECOVERY);
+        done_to.retain(|shard, _| held.contains(shard));
+        if held.is_empty() {
             continue;
         }
-        match dni.recover_lost_sessions(done_to, to).await {
-            Ok(_) => done_to = to,
+        let now = clock.now_ms();
+        let to = now - RECOVERY_GRACE_MS;
+        let from: HashMap<u32, Millis> = held
+            .iter()
+            .map(|s| {
+                (
+                    *s,
+                    done_to
+                        .get(s)
+                        .copied()
+                        .unwrap_or(now - RECOVERY_LOOK_BACK_MS),
+                )
+            })
+            .collect();
+        let window = |bucket: &str| {
+            let from = *from.get(&shard_of(SESSION_RECOVERY, bucket))?;
+            (to > from).then_some((from, to))
+        };
+        match dni.recover_lost_sessions_in(window).await {
+            Ok(_) => done_to.extend(held.iter().map(|s| (*s, to))),
             // The database or Redis is away: the same range is looked at again next time.
             Err(e) => tracing::debug!(error = format!("{e:#}"), "lost sessions not looked for"),
         }

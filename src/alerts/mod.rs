@@ -1,6 +1,7 @@
 //! Alerts: each property's rules (pool utilisation, pool exhaustion, missed calls, no calls in
-//! business hours), evaluated every few seconds on every instance and announced through the
-//! account's outbound webhooks.
+//! business hours), evaluated every few seconds and announced through the account's outbound
+//! webhooks. Properties are sharded across instances (`work::ALERTS`): each instance's
+//! background pass evaluates the properties of the shards it holds.
 //!
 //! An alert is announced once per episode: its state is kept in the database, it fires with a
 //! conditional write that one instance wins, and its event is queued in the same transaction,
@@ -12,6 +13,7 @@ pub mod hours;
 pub mod rules;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -22,6 +24,7 @@ use crate::storage::{AlertKey, AlertState, Storage, StorageError, WatchedPropert
 use crate::telemetry::Outage;
 use crate::time::{Millis, SharedClock, to_datetime};
 use crate::webhooks::{EnqueueError, Webhooks};
+use crate::work::{ALERTS, SharedWork, shard_of};
 use rules::{Observation, PoolReading, Rule, Verdict};
 
 /// The event that ends an episode, whatever its rule.
@@ -45,6 +48,7 @@ pub struct Alerts {
     /// One pass at a time on this instance: `evaluate_now` returns once every event of a pass
     /// under way when it was called is queued (tests rely on it).
     pass: Mutex<()>,
+    evaluated: AtomicU64,
 }
 
 impl Alerts {
@@ -60,19 +64,42 @@ impl Alerts {
             webhooks,
             clock,
             pass: Mutex::new(()),
+            evaluated: AtomicU64::new(0),
         }
     }
 
     /// Evaluates every property's rules at the clock's time and queues the events of the
     /// alerts this instance fired or resolved; returns how many.
     pub async fn evaluate_now(&self) -> Result<usize, AlertError> {
+        self.evaluate_where(|_| true).await
+    }
+
+    /// The background pass: the properties whose shard this instance holds.
+    pub async fn evaluate_shared(&self, work: &SharedWork) -> Result<usize, AlertError> {
+        let held = work.held(ALERTS);
+        if held.is_empty() {
+            return Ok(0);
+        }
+        self.evaluate_where(|id| held.contains(&shard_of(ALERTS, id)))
+            .await
+    }
+
+    /// Properties evaluated by this instance since it started (`/metrics`, tests).
+    pub fn properties_evaluated(&self) -> u64 {
+        self.evaluated.load(Ordering::Relaxed)
+    }
+
+    async fn evaluate_where(&self, mine: impl Fn(&str) -> bool) -> Result<usize, AlertError> {
         let _one_pass = self.pass.lock().await;
         // This instance's page views reach the ledger first (exhaustion events, leases).
         self.dni.ledger().flush().await;
         let now = self.clock.now_ms();
         let mut announced = 0;
         for property in self.storage.watched_properties().await? {
-            announced += self.evaluate(&property, now).await?;
+            if mine(&property.id) {
+                announced += self.evaluate(&property, now).await?;
+                self.evaluated.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if announced > 0 {
             self.webhooks.queued();
@@ -80,8 +107,13 @@ impl Alerts {
         Ok(announced)
     }
 
-    /// Runs a pass every `every`, backing off while the database is away.
-    pub fn start(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Runs a pass over this instance's shards every `every`, backing off while the database
+    /// is away.
+    pub fn start(
+        self: &Arc<Self>,
+        every: Duration,
+        work: Arc<SharedWork>,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut outage = Outage::default();
@@ -89,7 +121,7 @@ impl Alerts {
             loop {
                 tokio::time::sleep(every * failures.clamp(1, 5)).await;
                 failures = outage.record(
-                    me.evaluate_now().await,
+                    me.evaluate_shared(&work).await,
                     "alert rules wait: the database is unavailable",
                 );
             }

@@ -4,7 +4,8 @@
 //! shared lease store still holds each session (its channel, source, campaign, lease and page
 //! views). Every instance with a shared store looks, now and then, for sessions the store first
 //! held a while ago that the database lacks, and writes them from what the store knows, so
-//! their calls are attributed to them and reports count them.
+//! their calls are attributed to them and reports count them. The buckets are sharded across
+//! instances (`work::SESSION_RECOVERY`): each looks in the buckets of the shards it holds.
 //!
 //! What only the ledger knew (the landing page, referrer, click ids, the page-view rows) is lost
 //! with the instance; such a session is stored with an empty `landing_url`, which also lets a
@@ -33,21 +34,36 @@ impl Dni {
     /// Writes the sessions the store first held in `[from, to]` that the database lacks;
     /// returns how many. Several instances may do this at once: the writes are idempotent.
     pub async fn recover_lost_sessions(&self, from: Millis, to: Millis) -> anyhow::Result<usize> {
-        let buckets = self.storage.lease_buckets().await?;
+        self.recover_lost_sessions_in(|_| Some((from, to))).await
+    }
+
+    /// As [`recover_lost_sessions`](Self::recover_lost_sessions), in the buckets `window`
+    /// gives a time range for (by bucket id), each over its own range.
+    pub async fn recover_lost_sessions_in(
+        &self,
+        window: impl Fn(&str) -> Option<(Millis, Millis)>,
+    ) -> anyhow::Result<usize> {
+        let buckets: Vec<_> = self
+            .storage
+            .lease_buckets()
+            .await?
+            .into_iter()
+            .filter_map(|bucket| window(&bucket.0).map(|range| (bucket, range)))
+            .collect();
         // One small read per bucket, a few at a time (a cluster cannot pipeline across slots).
         let listed: Vec<_> = futures_util::stream::iter(buckets)
-            .map(|bucket| async move {
+            .map(|(bucket, (from, to))| async move {
                 let created = self
                     .leases()
                     .created_between(&bucket.0, from, to, PAGE)
                     .await;
-                (bucket, created)
+                (bucket, to, created)
             })
             .buffer_unordered(16)
             .collect()
             .await;
         let mut recovered = 0;
-        for ((bucket, account_id, property_id, is_pool), created) in listed {
+        for ((bucket, account_id, property_id, is_pool), to, created) in listed {
             let mut created = created?;
             loop {
                 recovered += self

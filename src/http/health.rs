@@ -40,6 +40,9 @@ pub struct Components {
     /// The background workers: an error when one panicked (and was started again) within
     /// `RECENT_PANIC`, or stopped.
     pub workers: Component,
+    /// The shards of shared background work (alerts, session recovery, rollups) this instance
+    /// holds, among how many live instances: an error when it cannot renew its leases.
+    pub shared_work: Component,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -186,6 +189,33 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             }),
         }
     };
+    let shared_work = {
+        let status = state.work.status();
+        let held: Vec<String> = status
+            .held
+            .iter()
+            .map(|(job, held, all)| format!("{job} {held}/{all}"))
+            .collect();
+        Component {
+            status: if status.current { "ok" } else { "error" },
+            backend: "work_leases".into(),
+            latency_ms: None,
+            message: Some(if status.current {
+                format!(
+                    "instance {} of {} live holds {}",
+                    status.instance,
+                    status.instances,
+                    held.join(", ")
+                )
+            } else {
+                format!(
+                    "instance {} cannot renew its leases (is the database down?); \
+                     it does no shared background work until it can",
+                    status.instance
+                )
+            }),
+        }
+    };
     let all_ok = [
         &database,
         &lease_store,
@@ -193,6 +223,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         &telephony,
         &attribution,
         &workers,
+        &shared_work,
     ]
     .iter()
     .all(|c| c.status != "error");
@@ -206,6 +237,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             telephony,
             attribution,
             workers,
+            shared_work,
         },
     })
 }

@@ -7,8 +7,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, get, web};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use super::AppState;
@@ -22,6 +22,8 @@ pub struct Metrics {
     /// the fleet's).
     attribution_waiting: IntGauge,
     attribution_oldest: Gauge,
+    /// Shards of each shared background job this instance holds (`src/work.rs`).
+    shared_work_shards: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -58,6 +60,17 @@ impl Metrics {
             "How long the oldest call waiting for attribution has waited",
         )
         .expect("static metric options are valid");
+        let shared_work_shards = IntGaugeVec::new(
+            Opts::new(
+                "shared_work_shards_held",
+                "Shards of each shared background job this instance holds",
+            ),
+            &["job"],
+        )
+        .expect("static metric options are valid");
+        registry
+            .register(Box::new(shared_work_shards.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(attribution_waiting.clone()))
             .expect("registered once");
@@ -76,6 +89,7 @@ impl Metrics {
             latency,
             attribution_waiting,
             attribution_oldest,
+            shared_work_shards,
         }
     }
 
@@ -136,6 +150,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             .metrics
             .attribution_oldest
             .set(oldest.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0));
+    }
+    for (job, held, _) in state.work.status().held {
+        state
+            .metrics
+            .shared_work_shards
+            .with_label_values(&[job])
+            .set(held as i64);
     }
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();

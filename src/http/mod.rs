@@ -62,6 +62,8 @@ pub struct AppState {
     pub changes: Arc<crate::changes::ChangeBus>,
     /// The background workers, watched (restarted after a panic).
     pub supervisor: Arc<crate::supervise::Supervisor>,
+    /// Which shards of the shared background work this instance holds.
+    pub work: Arc<crate::work::SharedWork>,
 }
 
 /// Every route of the service. Each handler is registered and documented in one call (its

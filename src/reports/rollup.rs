@@ -17,6 +17,7 @@ use crate::storage::{
 };
 use crate::telemetry::Outage;
 use crate::time::{Millis, SharedClock};
+use crate::work::{ROLLUPS, SharedWork};
 
 /// A caller who calls again within this long was not helped the first time (first-call
 /// resolution).
@@ -343,14 +344,19 @@ impl Rollups {
         }
     }
 
-    /// Rebuilds every second (backing off while the database is away).
-    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Rebuilds every second on the instance that holds the job (`work::ROLLUPS`), backing off
+    /// while the database is away.
+    pub fn start(self: &Arc<Self>, work: Arc<SharedWork>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut outage = Outage::default();
             loop {
-                let failures =
-                    outage.record(me.run_pass().await, "report rollups wait for the database");
+                let pass = if work.held(ROLLUPS).is_empty() {
+                    Ok(0)
+                } else {
+                    me.run_pass().await
+                };
+                let failures = outage.record(pass, "report rollups wait for the database");
                 tokio::time::sleep(Duration::from_secs(u64::from(failures.min(10)).max(1))).await;
             }
         })

@@ -31,6 +31,7 @@ const FILES: &[(&str, &str)] = embed![
     "0009_alerts.sql",
     "0010_dashboard_sessions.sql",
     "0011_call_path_lookups_and_claims.sql",
+    "0012_shared_work.sql",
 ];
 
 pub(super) static MIGRATOR: LazyLock<Migrator> =

@@ -21,6 +21,7 @@ mod properties;
 mod records;
 mod rollups;
 mod webhooks;
+mod work;
 
 use std::path::Path;
 use std::str::FromStr;

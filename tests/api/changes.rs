@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchboard::changes::Change;
 
 use crate::calls::{CALLER, PUBLIC, TOKEN, dial, twilio_app};
 use crate::helpers::{Backend, TestApp, Visit, redis_url, spawn_sibling};
@@ -261,4 +262,49 @@ async fn the_attribution_backlog_is_reported_until_the_call_is_attributed() {
         metrics.contains("switchboard_attribution_backlog_calls 0"),
         "{metrics}"
     );
+}
+
+/// The safety net without Redis: an instance that heard nothing reloads a table when its
+/// revision moved, and reads one small row, not every route, when nothing did.
+async fn the_periodic_reload_reloads_only_what_changed(backend: Backend) {
+    let Some(a) = twilio_app(backend, None).await else {
+        return;
+    };
+    let b = second_instance(None, &a).await;
+    let (property_id, _) = property_with_pool(&a, &["+14155550330"]).await;
+    // Its first check reloads everything (it had read no revision yet); the next, nothing.
+    b.state.changes.reload_if_changed().await;
+    assert_eq!(b.state.changes.reload_if_changed().await, vec![]);
+    let twiml = dial(&b, "CAz1", CALLER, "+14155550330").await;
+    assert!(twiml.contains(">+14155550101</Number>"), "{twiml}");
+
+    let res = a
+        .client
+        .patch(a.url(&format!("/v1/properties/{property_id}")))
+        .bearer_auth(&a.api_key)
+        .json(&json!({"forward_to": "+1 415 555 0177"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Nothing told B: its table is behind until the check.
+    let twiml = dial(&b, "CAz2", CALLER, "+14155550330").await;
+    assert!(twiml.contains(">+14155550101</Number>"), "{twiml}");
+    assert_eq!(
+        b.state.changes.reload_if_changed().await,
+        vec![Change::Routes]
+    );
+    let twiml = dial(&b, "CAz3", CALLER, "+14155550330").await;
+    assert!(twiml.contains(">+14155550177</Number>"), "{twiml}");
+    assert_eq!(b.state.changes.reload_if_changed().await, vec![]);
+}
+
+#[tokio::test]
+async fn sqlite_the_periodic_reload_reloads_only_what_changed() {
+    the_periodic_reload_reloads_only_what_changed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_the_periodic_reload_reloads_only_what_changed() {
+    the_periodic_reload_reloads_only_what_changed(Backend::Postgres).await;
 }

@@ -27,6 +27,7 @@ mod outcomes;
 mod pools;
 mod properties;
 mod reports;
+mod shared_work;
 mod simulate;
 mod snippet;
 mod storage_story;
