@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 
 use crate::dni::service::Dni;
 use crate::redis_client::RedisEndpoint;
-use crate::relay::{Handler, Relay};
+use crate::relay::{Handler, Relay, TaskNames};
 use crate::storage::Storage;
+use crate::supervise::Supervisor;
 use crate::telephony::credentials::CredentialsTable;
 use crate::telephony::routing::RoutingTable;
 
@@ -139,6 +140,7 @@ impl ChangeBus {
     pub async fn with_redis(
         endpoint: &RedisEndpoint,
         appliers: Appliers,
+        supervisor: &Arc<Supervisor>,
     ) -> Result<Self, redis::RedisError> {
         let appliers = Arc::new(appliers);
         let inbox = Arc::new(Inbox::default());
@@ -151,22 +153,17 @@ impl ChangeBus {
                 inbox.notify.notify_one();
             })
         };
-        let relay = Relay::start(endpoint, CHANNEL, handler).await?;
-        let applier = tokio::spawn({
+        let names = TaskNames {
+            listener: "configuration changes relay listener",
+            publisher: "configuration changes relay publisher",
+        };
+        let relay = Relay::start(endpoint, CHANNEL, handler, supervisor, names).await?;
+        let applier = {
             let appliers = appliers.clone();
-            async move {
-                loop {
-                    inbox.notify.notified().await;
-                    // Everything heard so far, in one pass; what arrives meanwhile waits for
-                    // the next (the permit `notify_one` leaves wakes it at once).
-                    let changes = std::mem::take(&mut *inbox.changes.lock().expect("inbox lock"));
-                    if !changes.is_empty() {
-                        tracing::debug!(?changes, "applying changes made on another instance");
-                        appliers.apply(&changes).await;
-                    }
-                }
-            }
-        });
+            supervisor.watch("configuration changes applier", move || {
+                tokio::spawn(apply_heard(inbox.clone(), appliers.clone()))
+            })
+        };
         Ok(Self {
             appliers,
             relay: Some(relay),
@@ -250,6 +247,20 @@ impl ChangeBus {
         }
         if let Some(applier) = &self.applier {
             applier.abort();
+        }
+    }
+}
+
+/// Applies what other instances announce, as it arrives.
+async fn apply_heard(inbox: Arc<Inbox>, appliers: Arc<Appliers>) {
+    loop {
+        inbox.notify.notified().await;
+        // Everything heard so far, in one pass; what arrives meanwhile waits for the next (the
+        // permit `notify_one` leaves wakes it at once).
+        let changes = std::mem::take(&mut *inbox.changes.lock().expect("inbox lock"));
+        if !changes.is_empty() {
+            tracing::debug!(?changes, "applying changes made on another instance");
+            appliers.apply(&changes).await;
         }
     }
 }

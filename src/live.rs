@@ -20,8 +20,9 @@ use tokio::sync::{broadcast, watch};
 use crate::attribution::view::{AttributionView, CallerView};
 use crate::domain::CallStatus;
 use crate::redis_client::RedisEndpoint;
-use crate::relay::{Handler, Relay};
+use crate::relay::{Handler, Relay, TaskNames};
 use crate::storage::{CallEvent, CallRow};
+use crate::supervise::Supervisor;
 use crate::time::{Millis, to_datetime};
 
 /// The Redis pub/sub channel every instance publishes to and listens on.
@@ -228,11 +229,18 @@ impl LiveHub {
 
     /// Relayed through Redis pub/sub to every instance. Redis down is not an error here: the
     /// relay keeps trying in the background.
-    pub async fn with_redis(endpoint: &RedisEndpoint) -> Result<Self, redis::RedisError> {
+    pub async fn with_redis(
+        endpoint: &RedisEndpoint,
+        supervisor: &Arc<Supervisor>,
+    ) -> Result<Self, redis::RedisError> {
         let mut hub = Self::in_process();
         let topics = hub.topics.clone();
         let handler: Handler = Arc::new(move |payload: &str| relayed(&topics, payload));
-        hub.relay = Some(Relay::start(endpoint, CHANNEL, handler).await?);
+        let names = TaskNames {
+            listener: "live feed relay listener",
+            publisher: "live feed relay publisher",
+        };
+        hub.relay = Some(Relay::start(endpoint, CHANNEL, handler, supervisor, names).await?);
         Ok(hub)
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::redis_client::{Limits, RedisClient, RedisConnection, RedisEndpoint};
+use crate::supervise::Supervisor;
 
 /// Messages waiting to be sent before new ones are dropped.
 const QUEUE: usize = 1024;
@@ -29,27 +30,49 @@ pub struct Relay {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// The names the supervisor shows a relay's two tasks under (`/health`).
+pub struct TaskNames {
+    pub listener: &'static str,
+    pub publisher: &'static str,
+}
+
 impl Relay {
     /// Subscribes to `channel` and waits (up to a second) until the subscription is made, so an
     /// instance that serves already hears the others. Redis down is not an error here: the
-    /// listener keeps trying in the background. Fails only on an unusable endpoint.
+    /// listener keeps trying in the background. Fails only on an unusable endpoint. The
+    /// listener and the publisher are watched by `supervisor` (started again after a panic).
     pub async fn start(
         endpoint: &RedisEndpoint,
         channel: &'static str,
         handler: Handler,
+        supervisor: &Arc<Supervisor>,
+        names: TaskNames,
     ) -> Result<Self, redis::RedisError> {
         let client = RedisClient::open(endpoint, Limits::default())?;
         let origin = uuid::Uuid::new_v4().simple().to_string();
         let (queue, rx) = mpsc::channel(QUEUE);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let listener = tokio::spawn(listen(
-            client.clone(),
-            channel,
-            origin.clone(),
-            handler,
-            ready_tx,
-        ));
-        let publisher = tokio::spawn(publish(client, channel, rx));
+        let listener = {
+            let (client, origin) = (client.clone(), origin.clone());
+            // Only the first start has anyone waiting for its subscription.
+            let ready = Mutex::new(Some(ready_tx));
+            supervisor.watch(names.listener, move || {
+                tokio::spawn(listen(
+                    client.clone(),
+                    channel,
+                    origin.clone(),
+                    handler.clone(),
+                    ready.lock().expect("ready lock").take(),
+                ))
+            })
+        };
+        let publisher = {
+            // A restarted publisher takes the queue over (a panicked one's lock is released).
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            supervisor.watch(names.publisher, move || {
+                tokio::spawn(publish(client.clone(), channel, rx.clone()))
+            })
+        };
         let _ = tokio::time::timeout(Duration::from_secs(1), ready_rx).await;
         Ok(Self {
             origin,
@@ -90,9 +113,8 @@ async fn listen(
     channel: &'static str,
     origin: String,
     handler: Handler,
-    ready: tokio::sync::oneshot::Sender<()>,
+    mut ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
-    let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(500);
     // On a cluster, each attempt tries the next node given, from a random one (so instances
     // spread their subscriptions over the nodes).
@@ -131,7 +153,12 @@ async fn listen(
 
 /// Publishes queued messages; drops them while Redis is away (a connection is tried at most
 /// once a second, so a dead Redis costs the queue nothing but the drops).
-async fn publish(client: RedisClient, channel: &'static str, mut queue: mpsc::Receiver<String>) {
+async fn publish(
+    client: RedisClient,
+    channel: &'static str,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<String>>>,
+) {
+    let mut queue = queue.lock().await;
     let mut conn: Option<RedisConnection> = None;
     let mut failed_at: Option<tokio::time::Instant> = None;
     while let Some(message) = queue.recv().await {

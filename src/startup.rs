@@ -175,7 +175,9 @@ impl Application {
         // With Redis, live call events are relayed to every instance's subscribers, and
         // configuration changes reach every instance within a second.
         let live = Arc::new(match &settings.redis() {
-            Some(redis) => LiveHub::with_redis(redis).await.context("REDIS_URL")?,
+            Some(redis) => LiveHub::with_redis(redis, &supervisor)
+                .await
+                .context("REDIS_URL")?,
             None => LiveHub::in_process(),
         });
         let appliers = Appliers {
@@ -185,7 +187,7 @@ impl Application {
             dni: dni.clone(),
         };
         let changes = Arc::new(match &settings.redis() {
-            Some(redis) => ChangeBus::with_redis(redis, appliers)
+            Some(redis) => ChangeBus::with_redis(redis, appliers, &supervisor)
                 .await
                 .context("REDIS_URL")?,
             None => ChangeBus::local(appliers),

@@ -1,20 +1,61 @@
 //! The write-behind ledger: the page-view flow records sessions, page views and leases here,
 //! off the request path; a background task writes them to the database in batches, at most
 //! `FLUSH_EVERY` after they happen (within the design bound of one second), and drains at shutdown.
-//! A database outage holds the events in memory and retries; nothing accepted is dropped
-//! unless the backlog passes `MAX_BACKLOG`, which is logged as an error.
+//!
+//! A database outage holds the rows in memory and retries, backing off up to `MAX_BACKOFF`;
+//! the task keeps taking events while a write is in flight or backing off, so the channel
+//! stays short, and it is bounded (`CHANNEL_CAPACITY`) in any case. What is held is bounded
+//! too (`MAX_BACKLOG` rows). Past it, rows are given up in this order, and each is counted
+//! (`/metrics`: `switchboard_ledger_dropped_rows_total{kind}`) and logged:
+//! 1. page views (the per-view rows: reports' page counts and the call page's path);
+//! 2. sessions' later activity (`last_seen_at`, page-view counts), kept in the lease store;
+//! 3. only then new sessions, leases, shared-number marks and exhaustion events: what attribution
+//!    needs to credit a call. With Redis, sessions given up here are written later from the
+//!    lease store by session recovery (`recovery.rs`), once the database is back within its
+//!    look-back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::storage::{
-    ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen, SharedFrom, Storage,
+    ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen, SharedFrom,
+    Storage, StorageResult,
 };
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(750);
-const MAX_BACKLOG: usize = 500_000;
+/// The longest pause between two writes while the database fails.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Rows held for the database at most (about 1 KB each: some 200 MB).
+const MAX_BACKLOG: usize = 200_000;
+/// Events on their way to the writer task at most; past it, an event is dropped and counted.
+const CHANNEL_CAPACITY: usize = 65_536;
+
+/// What the ledger holds and what it gave up, for `/health` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    /// Rows waiting for the database (after coalescing), the write in flight included.
+    pub pending: AtomicUsize,
+    pub dropped_page_views: AtomicU64,
+    pub dropped_activity: AtomicU64,
+    /// Sessions, leases, shared marks and exhaustion events given up (the backlog was full of
+    /// them), or events dropped because the channel was full.
+    pub dropped_essential: AtomicU64,
+}
+
+impl LedgerStats {
+    pub fn dropped(&self) -> [(&'static str, u64); 3] {
+        [
+            ("page_view", self.dropped_page_views.load(Ordering::Relaxed)),
+            ("activity", self.dropped_activity.load(Ordering::Relaxed)),
+            ("essential", self.dropped_essential.load(Ordering::Relaxed)),
+        ]
+    }
+}
 
 #[derive(Debug)]
 pub enum LedgerEvent {
@@ -33,7 +74,8 @@ enum Message {
 
 #[derive(Clone)]
 pub struct Ledger {
-    tx: mpsc::UnboundedSender<Message>,
+    tx: mpsc::Sender<Message>,
+    stats: Arc<LedgerStats>,
 }
 
 pub struct LedgerTask {
@@ -42,23 +84,40 @@ pub struct LedgerTask {
 
 impl Ledger {
     pub fn start(storage: Storage) -> (Self, LedgerTask) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(run(storage, rx));
-        (Self { tx }, LedgerTask { handle })
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let stats = Arc::new(LedgerStats::default());
+        let handle = tokio::spawn(run(storage, rx, stats.clone()));
+        (Self { tx, stats }, LedgerTask { handle })
     }
 
     pub fn record(&self, event: LedgerEvent) {
-        if self.tx.send(Message::Event(event)).is_err() {
-            tracing::error!("ledger is stopped; an event was not recorded");
+        match self.tx.try_send(Message::Event(event)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let dropped = self.stats.dropped_essential.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::error!(
+                        dropped,
+                        "the ledger's channel is full; an event was dropped"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("ledger is stopped; an event was not recorded");
+            }
         }
     }
 
     /// Writes everything recorded so far (tests, and reads that must see the latest).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).is_ok() {
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    pub fn stats(&self) -> &LedgerStats {
+        &self.stats
     }
 }
 
@@ -78,12 +137,10 @@ struct Pending {
     leases: HashMap<String, LeaseRow>,
     shared: Vec<SharedFrom>,
     exhaustions: Vec<ExhaustionRow>,
-    count: usize,
 }
 
 impl Pending {
     fn add(&mut self, event: LedgerEvent) {
-        self.count += 1;
         match event {
             LedgerEvent::SessionStarted(row) => {
                 self.sessions.insert(row.id.clone(), *row);
@@ -127,8 +184,59 @@ impl Pending {
         }
     }
 
+    /// Rows held (after coalescing).
+    fn rows(&self) -> usize {
+        self.sessions.len()
+            + self.seen.len()
+            + self.page_views.len()
+            + self.leases.len()
+            + self.shared.len()
+            + self.exhaustions.len()
+    }
+
+    /// Keeps the rows within `limit`, giving up the least needed first (see the module's doc).
+    fn shed(&mut self, limit: usize, stats: &LedgerStats) {
+        let over = |p: &Self| p.rows().saturating_sub(limit);
+        if over(self) == 0 {
+            return;
+        }
+        // Page views go first, the oldest first (the newest say more about a live session).
+        let n = over(self).min(self.page_views.len());
+        self.page_views.drain(..n);
+        stats
+            .dropped_page_views
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let n = over(self).min(self.seen.len());
+        let gone: Vec<String> = self.seen.keys().take(n).cloned().collect();
+        for id in &gone {
+            self.seen.remove(id);
+        }
+        stats
+            .dropped_activity
+            .fetch_add(n as u64, Ordering::Relaxed);
+        // What attribution needs: new sessions go before leases (a lease names its session,
+        // which recovery can rebuild from the lease store; a call cannot be credited without
+        // the lease).
+        let n = over(self).min(self.sessions.len());
+        let gone: Vec<String> = self.sessions.keys().take(n).cloned().collect();
+        for id in &gone {
+            self.sessions.remove(id);
+        }
+        let m = over(self).min(self.exhaustions.len());
+        self.exhaustions.drain(..m);
+        let k = over(self).min(self.shared.len());
+        self.shared.drain(..k);
+        let l = over(self).min(self.leases.len());
+        let gone: Vec<String> = self.leases.keys().take(l).cloned().collect();
+        for id in &gone {
+            self.leases.remove(id);
+        }
+        stats
+            .dropped_essential
+            .fetch_add((n + m + k + l) as u64, Ordering::Relaxed);
+    }
+
     fn take(&mut self) -> LedgerBatch {
-        self.count = 0;
         LedgerBatch {
             sessions: std::mem::take(&mut self.sessions).into_values().collect(),
             seen: std::mem::take(&mut self.seen).into_values().collect(),
@@ -174,53 +282,103 @@ fn events_of(b: LedgerBatch) -> impl Iterator<Item = LedgerEvent> {
         .chain(b.exhaustions.into_iter().map(LedgerEvent::Exhaustion))
 }
 
-async fn run(storage: Storage, mut rx: mpsc::UnboundedReceiver<Message>) {
+/// The pause before the next write after `failures` failed ones in a row.
+fn backoff(failures: u32) -> Duration {
+    (FLUSH_EVERY * failures).min(MAX_BACKOFF)
+}
+
+type Write = tokio::task::JoinHandle<(LedgerBatch, StorageResult<()>)>;
+
+async fn run(storage: Storage, mut rx: mpsc::Receiver<Message>, stats: Arc<LedgerStats>) {
     let mut pending = Pending::default();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    // Waiters for the write in flight: answered when it succeeds.
+    let mut writing_for: Vec<oneshot::Sender<()>> = Vec::new();
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0u32;
+    let mut retry_at: Option<Instant> = None;
+    // One write at a time, off this loop, so events are taken in meanwhile.
+    let mut writing: Option<Write> = None;
+    let mut in_flight = 0;
+    let mut dropped_logged = 0;
     loop {
-        let closed = tokio::select! {
+        tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Message::Event(e)) => { pending.add(e); false }
-                Some(Message::Flush(done)) => { waiters.push(done); ticker.reset_immediately(); false }
-                None => true,
-            },
-            _ = ticker.tick() => {
-                if pending.count > 0 || !waiters.is_empty() {
-                    let batch = pending.take();
-                    let size = batch.len();
-                    match storage.write_ledger(&batch).await {
-                        Ok(()) => {
-                            failures = 0;
-                            tracing::debug!(rows = size, "ledger flushed");
-                            for w in waiters.drain(..) { let _ = w.send(()); }
-                        }
-                        Err(e) => {
-                            failures += 1;
-                            if failures == 1 || failures.is_power_of_two() {
-                                tracing::error!(error = ?e, rows = size, failures, "ledger write failed; will retry");
-                            }
-                            requeue(batch, &mut pending);
-                            if pending.count > MAX_BACKLOG {
-                                tracing::error!(backlog = pending.count, "ledger backlog over its limit; dropping page views");
-                                pending.page_views.clear();
-                            }
-                            // Back off while the database is away, up to 5 s.
-                            let backoff = FLUSH_EVERY * failures.min(25);
-                            tokio::time::sleep(backoff).await;
+                Some(Message::Event(e)) => {
+                    pending.add(e);
+                    if pending.rows() > MAX_BACKLOG {
+                        // A tenth below the bound, so that shedding is not paid per event.
+                        pending.shed(MAX_BACKLOG - MAX_BACKLOG / 10, &stats);
+                        let dropped: u64 = stats.dropped().iter().map(|(_, n)| n).sum();
+                        if dropped > dropped_logged {
+                            tracing::error!(
+                                dropped = ?stats.dropped(),
+                                "ledger backlog over its limit: page views given up first"
+                            );
+                            dropped_logged = dropped.next_power_of_two();
                         }
                     }
                 }
-                false
+                Some(Message::Flush(done)) => {
+                    waiters.push(done);
+                    if retry_at.is_none() {
+                        ticker.reset_immediately();
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick(), if writing.is_none() => {
+                let due = retry_at.is_none_or(|at| Instant::now() >= at);
+                if due && (pending.rows() > 0 || !waiters.is_empty()) {
+                    let batch = pending.take();
+                    writing_for = std::mem::take(&mut waiters);
+                    in_flight = batch.len();
+                    let storage = storage.clone();
+                    writing = Some(tokio::spawn(async move {
+                        let result = storage.write_ledger(&batch).await;
+                        (batch, result)
+                    }));
+                }
+            },
+            done = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
+                writing = None;
+                in_flight = 0;
+                match done {
+                    Ok((batch, Ok(()))) => {
+                        failures = 0;
+                        retry_at = None;
+                        tracing::debug!(rows = batch.len(), "ledger flushed");
+                        for w in writing_for.drain(..) { let _ = w.send(()); }
+                    }
+                    Ok((batch, Err(e))) => {
+                        failures += 1;
+                        if failures == 1 || failures.is_power_of_two() {
+                            tracing::error!(error = ?e, rows = batch.len(), failures, "ledger write failed; will retry");
+                        }
+                        requeue(batch, &mut pending);
+                        pending.shed(MAX_BACKLOG, &stats);
+                        waiters.append(&mut writing_for);
+                        retry_at = Some(Instant::now() + backoff(failures));
+                    }
+                    Err(e) => {
+                        // A panic inside the write: its rows are lost, the ledger goes on.
+                        tracing::error!(error = %e, "ledger write panicked; its rows are lost");
+                        waiters.append(&mut writing_for);
+                    }
+                }
             }
-        };
-        if closed {
-            break;
         }
+        stats
+            .pending
+            .store(pending.rows() + in_flight, Ordering::Relaxed);
     }
-    // Shutdown: write what is left, retrying briefly.
+    // Shutdown: the write in flight, then what is left, retrying briefly.
+    if let Some(write) = writing.take()
+        && let Ok((batch, Err(_))) = write.await
+    {
+        requeue(batch, &mut pending);
+    }
     for attempt in 0..10 {
         let batch = pending.take();
         if batch.is_empty() {
@@ -235,7 +393,77 @@ async fn run(storage: Storage, mut rx: mpsc::UnboundedReceiver<Message>) {
             }
         }
     }
-    for w in waiters.drain(..) {
+    for w in waiters.drain(..).chain(writing_for.drain(..)) {
         let _ = w.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str) -> SessionRow {
+        SessionRow {
+            id: id.into(),
+            account_id: "a".into(),
+            property_id: "p".into(),
+            pool_id: Some("pool".into()),
+            assignment: "lease".into(),
+            number: Some("+14155550100".into()),
+            landing_url: "https://shop.example/".into(),
+            referrer: None,
+            channel: "Direct".into(),
+            source: "(direct)".into(),
+            medium: "(none)".into(),
+            campaign: None,
+            term: None,
+            content: None,
+            click_ids: Default::default(),
+            visitor_city: None,
+            visitor_region: None,
+            visitor_country: None,
+            ga_client_id: None,
+            page_views: 1,
+            first_seen_at: 1,
+            last_seen_at: 1,
+        }
+    }
+
+    fn view(session_id: &str, at: i64) -> PageViewRow {
+        PageViewRow {
+            session_id: session_id.into(),
+            url: "https://shop.example/".into(),
+            viewed_at: at,
+        }
+    }
+
+    #[test]
+    fn past_the_bound_page_views_go_first_then_activity_then_sessions() {
+        let stats = LedgerStats::default();
+        let mut p = Pending::default();
+        for i in 0..10 {
+            p.add(LedgerEvent::SessionStarted(Box::new(session(&format!(
+                "s{i}"
+            )))));
+            p.add(LedgerEvent::PageView(view(&format!("s{i}"), i)));
+        }
+        p.shed(15, &stats);
+        assert_eq!((p.sessions.len(), p.page_views.len()), (10, 5));
+        // The newest page views stay.
+        assert_eq!(p.page_views[0].viewed_at, 5);
+        p.shed(8, &stats);
+        assert_eq!((p.sessions.len(), p.page_views.len()), (8, 0));
+        assert_eq!(
+            stats.dropped(),
+            [("page_view", 10), ("activity", 0), ("essential", 2)]
+        );
+    }
+
+    #[test]
+    fn the_backoff_reaches_five_seconds_and_stays_there() {
+        assert_eq!(backoff(1), FLUSH_EVERY);
+        assert_eq!(backoff(6), Duration::from_millis(4_500));
+        assert_eq!(backoff(7), MAX_BACKOFF);
+        assert_eq!(backoff(1_000), MAX_BACKOFF);
     }
 }

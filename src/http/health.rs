@@ -93,6 +93,20 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         }),
         timed(state.leases.backend_name(), state.leases.ping()),
     );
+    // Page views written behind the request wait in the ledger while the database is away.
+    let mut database = database;
+    let ledger = state.dni.ledger().stats();
+    let held = ledger.pending.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped: u64 = ledger.dropped().iter().map(|(_, n)| n).sum();
+    if held > 0 || dropped > 0 {
+        let note = format!(
+            "the ledger holds {held} rows for the database; {dropped} given up since start"
+        );
+        database.message = Some(match database.message.take() {
+            Some(m) => format!("{m}; {note}"),
+            None => note,
+        });
+    }
     let geo = match state.geo.status() {
         GeoStatus::Disabled => Component {
             status: "disabled",

@@ -24,6 +24,9 @@ pub struct Metrics {
     attribution_oldest: Gauge,
     /// Shards of each shared background job this instance holds (`src/work.rs`).
     shared_work_shards: IntGaugeVec,
+    /// The ledger's rows waiting for the database, and what it gave up past its bound.
+    ledger_pending: IntGauge,
+    ledger_dropped: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -71,6 +74,27 @@ impl Metrics {
         registry
             .register(Box::new(shared_work_shards.clone()))
             .expect("registered once");
+        let ledger_pending = IntGauge::new(
+            "ledger_pending_rows",
+            "Sessions, page views and leases this instance holds for the database",
+        )
+        .expect("static metric options are valid");
+        // A gauge set from the ledger's own counter (Prometheus' counters only count up by
+        // themselves); it never goes down within a process, as a counter.
+        let ledger_dropped = IntGaugeVec::new(
+            Opts::new(
+                "ledger_dropped_rows_total",
+                "Rows the ledger gave up past its bound, by kind (page_view, activity, essential)",
+            ),
+            &["kind"],
+        )
+        .expect("static metric options are valid");
+        registry
+            .register(Box::new(ledger_pending.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(ledger_dropped.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(attribution_waiting.clone()))
             .expect("registered once");
@@ -90,6 +114,8 @@ impl Metrics {
             attribution_waiting,
             attribution_oldest,
             shared_work_shards,
+            ledger_pending,
+            ledger_dropped,
         }
     }
 
@@ -157,6 +183,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             .shared_work_shards
             .with_label_values(&[job])
             .set(held as i64);
+    }
+    let ledger = state.dni.ledger().stats();
+    state
+        .metrics
+        .ledger_pending
+        .set(ledger.pending.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    for (kind, n) in ledger.dropped() {
+        state
+            .metrics
+            .ledger_dropped
+            .with_label_values(&[kind])
+            .set(n as i64);
     }
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();

@@ -203,3 +203,94 @@ async fn a_killed_instance_loses_no_call_and_restarts_routing_with_the_database_
     assert_recorded_once(&direct, &property_id, &["CAkill0001", "CAkill0002"]).await;
     assert!(terminate(&mut third.child).success());
 }
+
+/// While the database is cut off, page views are answered and their sessions wait in the
+/// ledger (shown in `/metrics` and `/health`); once it is back they are written, within the
+/// ledger's longest backoff, and nothing is given up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_cut_off_sessions_wait_in_the_ledger_and_are_written_once_it_is_back() {
+    let Some(db) = test_db(Backend::Postgres).await else {
+        return;
+    };
+    let proxy = DbProxy::start(&db.url).await;
+    let app = start_app(&proxy.url, Backend::Postgres, &[], None).await;
+    let key = app.new_account_key("Ledger").await;
+    let property = create_property(&app.client, &app.address, &key).await;
+    let public_key = property["public_key"].as_str().unwrap();
+    // The property's configuration is cached before the cut.
+    app.new_visitor(public_key, "https://www.acme.example/")
+        .await;
+    app.flush_ledger().await;
+
+    proxy.cut().await;
+    let mut sessions = Vec::new();
+    for i in 0..20 {
+        let body = app
+            .new_visitor(public_key, &format!("https://www.acme.example/?p={i}"))
+            .await;
+        sessions.push(body["session"].as_str().unwrap().to_owned());
+    }
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the ledger holds the sessions",
+        async || {
+            let text = app.client.get(app.url("/metrics")).send().await.unwrap();
+            metric(
+                &text.text().await.unwrap(),
+                "switchboard_ledger_pending_rows",
+            ) >= 20.0
+        },
+    )
+    .await;
+    let health: Value = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = health["components"]["database"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("the ledger holds"), "{message}");
+    // Long enough for several failed writes: the backoff grows, to 5 s at most.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    proxy.restore().await;
+    let restored = Instant::now();
+    let direct = connect_direct(&db.url).await;
+    eventually(
+        Duration::from_secs(15),
+        "every session is written",
+        async || {
+            direct
+                .sessions_missing(&sessions)
+                .await
+                .is_ok_and(|m| m.is_empty())
+        },
+    )
+    .await;
+    eprintln!(
+        "sessions written {:?} after the database came back",
+        restored.elapsed()
+    );
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("switchboard_ledger_dropped_rows_total{kind=\"essential\"} 0"));
+    assert!(text.contains("switchboard_ledger_dropped_rows_total{kind=\"page_view\"} 0"));
+    app.stop().await;
+}

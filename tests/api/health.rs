@@ -34,6 +34,13 @@ async fn health_reports_every_component(app: TestApp) {
             .is_some_and(|m| m.ends_with("background workers running, none restarted")),
         "{h}"
     );
+    // Alone, this instance holds every shard of the shared background work.
+    assert_eq!(h["components"]["shared_work"]["status"], "ok", "{h}");
+    let shared = h["components"]["shared_work"]["message"].as_str().unwrap();
+    assert!(
+        shared.ends_with("of 1 live holds alerts 16/16, session-recovery 16/16, rollups 1/1"),
+        "{shared}"
+    );
 }
 
 async fn operations_endpoints_answer(app: TestApp) {
