@@ -239,23 +239,14 @@ async fn with_the_database_cut_off_sessions_wait_in_the_ledger_and_are_written_o
         Duration::from_secs(10),
         "the ledger holds the sessions",
         async || {
-            let text = app.client.get(app.url("/metrics")).send().await.unwrap();
             metric(
-                &text.text().await.unwrap(),
+                &unauthenticated(&app, "/metrics").await,
                 "switchboard_ledger_pending_rows",
             ) >= 20.0
         },
     )
     .await;
-    let health: Value = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = serde_json::from_str(&unauthenticated(&app, "/health").await).unwrap();
     let message = health["components"]["database"]["message"]
         .as_str()
         .unwrap();
@@ -281,16 +272,14 @@ async fn with_the_database_cut_off_sessions_wait_in_the_ledger_and_are_written_o
         "sessions written {:?} after the database came back",
         restored.elapsed()
     );
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = unauthenticated(&app, "/metrics").await;
     assert!(text.contains("switchboard_ledger_dropped_rows_total{kind=\"essential\"} 0"));
     assert!(text.contains("switchboard_ledger_dropped_rows_total{kind=\"page_view\"} 0"));
     app.stop().await;
+}
+
+/// The body of an operations endpoint (no key).
+async fn unauthenticated(app: &crate::helpers::TestApp, path: &str) -> String {
+    let res = app.client.get(app.url(path)).send().await.unwrap();
+    res.text().await.unwrap()
 }
