@@ -51,13 +51,15 @@ impl PropertyConfig {
         url::Url::parse(origin)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
-            .is_some_and(|host| {
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                self.domains.iter().any(|d| {
-                    d.covers(host)
-                        || d.as_str().trim_start_matches('[').trim_end_matches(']') == host
-                })
-            })
+            .is_some_and(|host| self.allows_host(&host))
+    }
+
+    /// Whether `host` (as a URL holds it) is one of the property's domains or under one.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.domains.iter().any(|d| {
+            d.covers(host) || d.as_str().trim_start_matches('[').trim_end_matches(']') == host
+        })
     }
 }
 
@@ -93,6 +95,11 @@ impl Directory {
             loading: std::sync::Mutex::default(),
             misses_loaded: AtomicU64::new(0),
         }
+    }
+
+    /// Entries cached (known and unknown keys).
+    pub fn cached(&self) -> usize {
+        self.entries.read().expect("lock").len()
     }
 
     /// How many misses went to the database.

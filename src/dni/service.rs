@@ -147,11 +147,25 @@ impl Dni {
         &self.ledger
     }
 
+    /// Public keys cached, known or unknown (tests: junk keys must not grow it).
+    pub fn cached_keys(&self) -> usize {
+        self.directory.cached()
+    }
+
+    /// Public keys looked up in the database so far (cache misses).
+    pub fn keys_looked_up(&self) -> u64 {
+        self.directory.misses_loaded()
+    }
+
     pub fn leases(&self) -> &LeaseStore {
         &self.leases
     }
 
     pub async fn property_for_key(&self, key: &str) -> Result<Arc<PropertyConfig>, VisitError> {
+        // Junk keys never reach the database or the cache (anyone may post them).
+        if !crate::domain::looks_like_public_key(key) {
+            return Err(VisitError::UnknownKey);
+        }
         self.directory
             .by_public_key(key)
             .await
@@ -210,7 +224,11 @@ impl Dni {
         let referrer = req.referrer.as_deref().and_then(parse_referrer);
         let now = self.clock.now_ms();
 
-        if super::bots::is_bot(ctx.user_agent.as_deref()) {
+        // Bots, and pages off the property's domains (anyone can post any `url`, with made-up
+        // click ids that would flow into ad-platform exports): the default number, no session,
+        // no lease.
+        let off_site = !landing.host_str().is_some_and(|h| config.allows_host(h));
+        if off_site || super::bots::is_bot(ctx.user_agent.as_deref()) {
             let c = classify(&landing, referrer.as_ref());
             return Ok(default_answer(config, None, &c));
         }
@@ -336,7 +354,7 @@ impl Dni {
     ) -> VisitAnswer {
         let c = classify(landing, referrer);
         if let Some(ip) = ctx.client_ip
-            && self.limiter.check_key(&ip).is_err()
+            && self.limiter.check_key(&limited_as(ip)).is_err()
         {
             tracing::info!("new-session limit reached for one address; default number shown");
             return default_answer(config, None, &c);
@@ -621,6 +639,23 @@ fn assignment(pool: Option<&Pool>, lease: &LeaseResult) -> &'static str {
         }
         (Some(_), LeaseResult::Exhausted) => "default",
         _ => "none",
+    }
+}
+
+/// The address the new-session limit counts under: an IPv6 client's /64 (one subscriber's
+/// network: a host can pick any address in it), an IPv4 address as itself (also when mapped
+/// into IPv6).
+fn limited_as(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => ipnet::Ipv6Net::new(v6, 64)
+                .expect("64 is a valid prefix")
+                .trunc()
+                .addr()
+                .into(),
+        },
+        v4 => v4,
     }
 }
 

@@ -40,10 +40,23 @@ pub fn looks_like_api_key(key: &SecretString) -> bool {
     k.starts_with(KEY_PREFIX) && k.len() == KEY_PREFIX.len() + 43
 }
 
+const PUBLIC_KEY_PREFIX: &str = "pk_";
+
 /// The key a property's snippet embeds in public pages; it identifies, it does not authorise.
 pub fn generate_public_key() -> String {
     let bytes: [u8; 16] = rand::random();
-    format!("pk_{}", URL_SAFE_NO_PAD.encode(bytes))
+    format!("{PUBLIC_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether `key` has the shape of a public key (`pk_` and 16 bytes in URL-safe base64),
+/// checked before any lookup or cache entry: the page-view endpoint is open to anyone.
+pub fn looks_like_public_key(key: &str) -> bool {
+    key.strip_prefix(PUBLIC_KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == 22
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 #[cfg(test)]
@@ -58,6 +71,16 @@ mod tests {
         assert_eq!(hash_api_key(a.plaintext.expose_secret()), a.hash);
         assert!(looks_like_api_key(&a.plaintext));
         assert!(!looks_like_api_key(&SecretString::from("sb_key_short")));
+        assert!(looks_like_public_key(&generate_public_key()));
+        for junk in [
+            "",
+            "pk_",
+            "pk_short",
+            &format!("pk_{}", "a".repeat(60_000)),
+            "pk_aaaaaaaaaaaaaaaaaaaa/+",
+        ] {
+            assert!(!looks_like_public_key(junk), "{junk:.20}");
+        }
         assert!(a.plaintext.expose_secret().starts_with(&a.display_prefix));
         // Debug never shows the secret.
         assert!(!format!("{:?}", a.plaintext).contains(a.plaintext.expose_secret()));

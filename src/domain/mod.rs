@@ -16,7 +16,9 @@ pub use alert_settings::{
     AlertSettings, AlertSettingsInput, BusinessHours, Day, ExhaustionRule, MAX_QUIET_MINUTES,
     MissedCallsRule, NoCallsRule, Share, TimeOfDay, UtilisationRule,
 };
-pub use api_key::{IssuedApiKey, generate_public_key, hash_api_key, looks_like_api_key};
+pub use api_key::{
+    IssuedApiKey, generate_public_key, hash_api_key, looks_like_api_key, looks_like_public_key,
+};
 pub use call_settings::{CallSettings, CallSettingsPatch, CallerId, Whisper};
 pub use call_status::{CallStatus, Outcome};
 pub use ga4::{DEFAULT_EVENT_NAME, Ga4Patch, Ga4Settings, parse_client_id};

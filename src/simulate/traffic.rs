@@ -768,17 +768,19 @@ fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
     }
 }
 
-/// A distinct documentation address per visitor (2001:db8::/32: no geo database places it).
+/// A distinct documentation address per visitor (2001:db8::/32: no geo database places it),
+/// each in its own /64, as each household's network is (the service counts new sessions per
+/// /64).
 fn ip_of(index: usize) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(
         0x2001,
         0xdb8,
-        0,
-        0,
-        0,
-        0,
         (index >> 16) as u16,
         index as u16,
+        0,
+        0,
+        0,
+        1,
     ))
 }
 
