@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+use crate::domain::ForwardCountries;
 use crate::redis_client::RedisEndpoint;
 use crate::storage::{Backend, redact_url};
 
@@ -54,6 +55,9 @@ struct RawSettings {
     spool_dir: String,
     alert_interval_secs: u64,
     work_lease_secs: u64,
+    #[serde(default, deserialize_with = "string_or_list")]
+    forward_countries: Vec<String>,
+    number_quarantine_days: u32,
 }
 
 impl Default for RawSettings {
@@ -76,6 +80,8 @@ impl Default for RawSettings {
             spool_dir: "data/spool".to_owned(),
             alert_interval_secs: 15,
             work_lease_secs: crate::work::DEFAULT_TTL.as_secs(),
+            forward_countries: Vec::new(),
+            number_quarantine_days: 30,
         }
     }
 }
@@ -117,6 +123,11 @@ pub struct Settings {
     /// How long an instance's lease on a shard of shared background work lasts unrenewed: an
     /// instance that dies hands its work over this long after (`src/work.rs`).
     pub work_lease_secs: u64,
+    /// The countries calls may be forwarded to; by default the property's own.
+    pub forward_countries: ForwardCountries,
+    /// Days a retired number stays with its account: nobody else can add it meanwhile (and so
+    /// receive the account's former callers).
+    pub number_quarantine_days: u32,
 }
 
 /// A setting that cannot be used, named as the operator wrote it.
@@ -141,6 +152,11 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Settings {
+    /// The number quarantine in ms.
+    pub fn number_quarantine_ms(&self) -> i64 {
+        i64::from(self.number_quarantine_days) * 86_400_000
+    }
+
     /// Reads `switchboard.toml` (or the file named by `SWITCHBOARD_CONFIG`) and the environment.
     pub fn load() -> Result<Self, ConfigError> {
         let file = std::env::var("SWITCHBOARD_CONFIG").unwrap_or_else(|_| CONFIG_FILE.to_owned());
@@ -343,6 +359,14 @@ impl RawSettings {
         if !(1..=3600).contains(&self.alert_interval_secs) {
             return Err(invalid("alert_interval_secs", "must be between 1 and 3600"));
         }
+        let forward_countries = ForwardCountries::parse(&self.forward_countries)
+            .map_err(|m| invalid("forward_countries", m))?;
+        if self.number_quarantine_days > 3650 {
+            return Err(invalid(
+                "number_quarantine_days",
+                "must be between 0 and 3650 days",
+            ));
+        }
         if !(3..=600).contains(&self.work_lease_secs) {
             return Err(invalid("work_lease_secs", "must be between 3 and 600"));
         }
@@ -383,6 +407,8 @@ impl RawSettings {
             },
             alert_interval_secs: self.alert_interval_secs,
             work_lease_secs: self.work_lease_secs,
+            forward_countries,
+            number_quarantine_days: self.number_quarantine_days,
         })
     }
 }

@@ -28,7 +28,7 @@ pub use outcome::{
     CallOutcome, DEFAULT_DISPOSITIONS, LeadRule, NewConversion, OutcomePatch, SPAM,
     parse_dispositions,
 };
-pub use phone::PhoneNumber;
+pub use phone::{ForwardCountries, PhoneNumber};
 pub use pool::{ExhaustionPolicy, NewPool, PoolKind, PoolMatch};
 pub use pool::{PoolInput, parse_cost, parse_numbers};
 pub use property::{Domain, NewProperty, PropertyInput};

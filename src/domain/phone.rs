@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Serialize, Serializer};
@@ -76,6 +77,36 @@ impl PhoneNumber {
         Ok(Self(e164))
     }
 
+    /// Parses a number the service dials or publishes (`forward_to`, default and overflow
+    /// numbers): as [`parse`](Self::parse), and not a premium-rate, shared-cost or personal
+    /// number (`+1 900...`, `+44 70...`): such calls are billed at high rates to whoever places
+    /// them, the operator, and are how toll fraud is made to pay.
+    pub fn parse_destination(field: &str, input: &str) -> Result<Self, FieldError> {
+        let number = Self::parse(field, input)?;
+        let parsed = phonenumber::parse(None, &number.0)
+            .expect("an E.164 number written by `parse` parses again");
+        let kind = match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            phonenumber::Type::PremiumRate => "a premium-rate number",
+            phonenumber::Type::SharedCost => "a shared-cost number",
+            phonenumber::Type::PersonalNumber => "a personal number (charged at high rates)",
+            _ => return Ok(number),
+        };
+        Err(FieldError::new(
+            field,
+            format!(
+                "`{}` is {kind}; calls are not sent to such numbers",
+                number.0
+            ),
+        ))
+    }
+
+    /// The number's country or territory (ISO 3166 alpha-2, `US`, `CA`, `JM`), when
+    /// libphonenumber knows it (the +1 plan covers several).
+    pub fn region(&self) -> Option<String> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        parsed.country().id().map(|id| format!("{id:?}"))
+    }
+
     /// Wraps a value read back from storage, where only parsed numbers are ever written.
     pub fn from_trusted(e164: String) -> Self {
         Self(e164)
@@ -83,6 +114,76 @@ impl PhoneNumber {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The countries calls may be forwarded to (`SWITCHBOARD_FORWARD_COUNTRIES`): calls are dialled
+/// on the operator's carrier bill, and high-cost destinations are how toll fraud pays.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ForwardCountries {
+    /// The country of the property's published number (the default): a business forwards its
+    /// calls to its own office.
+    #[default]
+    Home,
+    /// Any country (`*`).
+    Any,
+    /// These countries (ISO 3166 alpha-2, as libphonenumber names the regions of +1 and others).
+    Listed(BTreeSet<String>),
+}
+
+impl ForwardCountries {
+    /// From the configured list: empty for [`Home`](Self::Home), `*` for any, else region codes.
+    pub fn parse(list: &[String]) -> Result<Self, String> {
+        let codes: Vec<String> = list
+            .iter()
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if codes.is_empty() {
+            return Ok(Self::Home);
+        }
+        if codes.iter().any(|c| c == "*") {
+            return Ok(Self::Any);
+        }
+        for code in &codes {
+            if code.parse::<phonenumber::country::Id>().is_err() {
+                return Err(format!("`{code}` is not a country code such as US or GB"));
+            }
+        }
+        Ok(Self::Listed(codes.into_iter().collect()))
+    }
+
+    /// Whether calls may be forwarded to `number` for a property that publishes `home`.
+    pub fn check(
+        &self,
+        field: &str,
+        number: &PhoneNumber,
+        home: &PhoneNumber,
+    ) -> Result<(), FieldError> {
+        let region = number.region();
+        let allowed = match self {
+            Self::Any => return Ok(()),
+            Self::Home => region.is_some() && region == home.region(),
+            Self::Listed(codes) => region.as_ref().is_some_and(|r| codes.contains(r)),
+        };
+        if allowed {
+            return Ok(());
+        }
+        let to = region.unwrap_or_else(|| "an unknown country".to_owned());
+        let allowed = match self {
+            Self::Listed(codes) => codes.iter().cloned().collect::<Vec<_>>().join(", "),
+            _ => format!(
+                "{} (the country of the published number)",
+                home.region().unwrap_or_default()
+            ),
+        };
+        Err(FieldError::new(
+            field,
+            format!(
+                "calls cannot be forwarded to {to}: this service forwards to {allowed} only \
+                 (the operator sets SWITCHBOARD_FORWARD_COUNTRIES)"
+            ),
+        ))
     }
 }
 
@@ -128,6 +229,62 @@ mod tests {
                 .as_str(),
             "+442079460958"
         );
+    }
+
+    #[test]
+    fn premium_rate_shared_cost_and_personal_numbers_are_no_destination() {
+        for costly in [
+            "+1 900 555 0199",
+            "+44 70 1234 5678",
+            "+44 909 879 0000",
+            "+44 845 464 0000",
+        ] {
+            assert!(
+                PhoneNumber::parse("n", costly).is_ok(),
+                "{costly} is a number"
+            );
+            let err = PhoneNumber::parse_destination("forward_to", costly).unwrap_err();
+            assert_eq!(err.field, "forward_to");
+            assert!(
+                err.message.contains("calls are not sent"),
+                "{}",
+                err.message
+            );
+        }
+        for fine in [
+            "+14155550101",
+            "+442079460958",
+            "+18005550199",
+            "+16135550101",
+        ] {
+            assert!(
+                PhoneNumber::parse_destination("forward_to", fine).is_ok(),
+                "{fine}"
+            );
+        }
+        let region = |n: &str| PhoneNumber::parse("n", n).unwrap().region();
+        assert_eq!(region("+14155550101").as_deref(), Some("US"));
+        assert_eq!(region("+16135550101").as_deref(), Some("CA"));
+        assert_eq!(region("+18765550101").as_deref(), Some("JM"));
+        assert_eq!(region("+2697731234").as_deref(), Some("KM"));
+    }
+
+    #[test]
+    fn calls_are_forwarded_to_the_countries_allowed() {
+        let n = |s: &str| PhoneNumber::parse("n", s).unwrap();
+        let (us, ca, comoros) = (n("+14155550100"), n("+16135550101"), n("+2697731234"));
+        let home = ForwardCountries::parse(&[]).unwrap();
+        assert!(home.check("forward_to", &us, &us).is_ok());
+        assert!(home.check("forward_to", &ca, &us).is_err());
+        let err = home.check("forward_to", &comoros, &us).unwrap_err();
+        assert!(err.message.contains("KM"), "{}", err.message);
+        let listed = ForwardCountries::parse(&["us".into(), " CA ".into()]).unwrap();
+        assert!(listed.check("forward_to", &ca, &us).is_ok());
+        assert!(listed.check("forward_to", &comoros, &us).is_err());
+        let any = ForwardCountries::parse(&["*".into()]).unwrap();
+        assert!(any.check("forward_to", &comoros, &us).is_ok());
+        assert!(ForwardCountries::parse(&["XX".into()]).is_err());
+        assert!(ForwardCountries::parse(&["USA".into()]).is_err());
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl NewPool {
         let exhaustion = input.exhaustion.unwrap_or(ExhaustionPolicy::Share);
         let overflow_number = input
             .overflow_number
-            .map(|n| PhoneNumber::parse("overflow_number", n))
+            .map(|n| PhoneNumber::parse_destination("overflow_number", n))
             .transpose()?;
         if exhaustion == ExhaustionPolicy::Overflow && overflow_number.is_none() {
             return Err(FieldError::new(

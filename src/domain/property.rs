@@ -119,10 +119,11 @@ impl NewProperty {
                 domains.push(domain);
             }
         }
-        let default_number = PhoneNumber::parse("default_number", input.default_number)?;
+        let default_number =
+            PhoneNumber::parse_destination("default_number", input.default_number)?;
         // Calls go to the published number unless told otherwise: that is where they went before.
         let forward_to = match input.forward_to {
-            Some(n) => PhoneNumber::parse("forward_to", n)?,
+            Some(n) => PhoneNumber::parse_destination("forward_to", n)?,
             None => default_number.clone(),
         };
         let timezone = match input.timezone {

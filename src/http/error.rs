@@ -162,6 +162,14 @@ impl From<StorageError> for ApiError {
                     "{n} is already a tracking number in a pool; a number can be in one pool only"
                 ),
             ),
+            StorageError::NumberQuarantined(n) => ApiError::new(
+                StatusCode::CONFLICT,
+                "number_quarantined",
+                format!(
+                    "{n} was retired by another account recently; it stays with that account \
+                     for the quarantine period, so that its former callers do not reach you"
+                ),
+            ),
             StorageError::SourcePoolFull => ApiError::new(
                 StatusCode::CONFLICT,
                 "source_pool_full",

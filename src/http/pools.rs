@@ -97,7 +97,13 @@ pub async fn create_pool(
     })?;
     let pool = state
         .storage
-        .create_pool(account.id(), &property_id, &new, state.clock.now_ms())
+        .create_pool(
+            account.id(),
+            &property_id,
+            &new,
+            state.clock.now_ms(),
+            state.settings.number_quarantine_ms(),
+        )
         .await
         .map_err(not_found("property"))?;
     tracing::info!(pool_id = %pool.id, numbers = pool.numbers.len(), "pool created");
@@ -202,7 +208,7 @@ pub async fn add_numbers(
             &pool_id,
             &numbers,
             monthly_cost,
-            state.clock.now_ms(),
+            (state.clock.now_ms(), state.settings.number_quarantine_ms()),
         )
         .await
         .map_err(not_found("pool"))?;

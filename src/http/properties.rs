@@ -118,6 +118,10 @@ pub async fn create_property(
         currency: body.currency.as_deref(),
         call_settings: body.call_settings.as_ref(),
     })?;
+    state
+        .settings
+        .forward_countries
+        .check("forward_to", &new.forward_to, &new.default_number)?;
     let property = state
         .storage
         .create_property(account.id(), &new, state.clock.now_ms())
@@ -192,7 +196,15 @@ pub async fn update_property(
         .await
         .map_err(not_found("property"))?;
     let forward_to = match &body.forward_to {
-        Some(n) => PhoneNumber::parse("forward_to", n)?.to_string(),
+        Some(n) => {
+            let to = PhoneNumber::parse_destination("forward_to", n)?;
+            let home = PhoneNumber::from_trusted(property.default_number.clone());
+            state
+                .settings
+                .forward_countries
+                .check("forward_to", &to, &home)?;
+            to.to_string()
+        }
         None => property.forward_to.clone(),
     };
     let settings = match &body.call_settings {

@@ -6,6 +6,9 @@ pub enum StorageError {
     /// A live tracking number may belong to one pool only, across all accounts.
     #[error("{0} is already a tracking number")]
     NumberTaken(String),
+    /// Another account retired this number recently: it stays theirs for the quarantine.
+    #[error("{0} was retired by another account recently")]
+    NumberQuarantined(String),
     /// A `source` pool shows one static number; it cannot hold a second live one.
     #[error("a source pool has exactly one live number")]
     SourcePoolFull,

@@ -19,6 +19,7 @@ impl Storage {
         property_id: &str,
         new: &NewPool,
         now: Millis,
+        quarantine: Millis,
     ) -> StorageResult<Pool> {
         let mut tx = self.begin().await?;
         // The property must be this account's; checked inside the transaction that uses it.
@@ -52,11 +53,10 @@ impl Storage {
         .await?;
         let numbers = insert_numbers(
             &mut tx,
-            account_id,
-            &id,
+            (account_id, &id),
             &new.numbers,
             new.monthly_cost,
-            now,
+            (now, quarantine),
         )
         .await?;
         tx.commit().await?;
@@ -140,7 +140,7 @@ impl Storage {
         pool_id: &str,
         numbers: &[PhoneNumber],
         monthly_cost: Option<f64>,
-        now: Millis,
+        (now, quarantine): (Millis, Millis),
     ) -> StorageResult<Vec<TrackingNumber>> {
         let mut tx = self.begin().await?;
         let kind: String = sqlx::query("SELECT kind FROM pools WHERE id = $1 AND account_id = $2")
@@ -162,8 +162,14 @@ impl Storage {
                 return Err(StorageError::SourcePoolFull);
             }
         }
-        let added =
-            insert_numbers(&mut tx, account_id, pool_id, numbers, monthly_cost, now).await?;
+        let added = insert_numbers(
+            &mut tx,
+            (account_id, pool_id),
+            numbers,
+            monthly_cost,
+            (now, quarantine),
+        )
+        .await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -203,16 +209,29 @@ impl Storage {
     }
 }
 
+/// Adds numbers to a pool. A number another account retired less than `quarantine` ms ago
+/// stays that account's: whoever added it would receive its former callers.
 async fn insert_numbers(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    account_id: &str,
-    pool_id: &str,
+    (account_id, pool_id): (&str, &str),
     numbers: &[PhoneNumber],
     monthly_cost: Option<f64>,
-    now: Millis,
+    (now, quarantine): (Millis, Millis),
 ) -> StorageResult<Vec<TrackingNumber>> {
     let mut added = Vec::with_capacity(numbers.len());
     for number in numbers {
+        let quarantined = sqlx::query(
+            "SELECT 1 AS q FROM tracking_numbers WHERE e164 = $1 AND account_id <> $2 \
+             AND retired_at IS NOT NULL AND retired_at > $3 LIMIT 1",
+        )
+        .bind(number.as_str())
+        .bind(account_id)
+        .bind(now - quarantine)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if quarantined.is_some() {
+            return Err(StorageError::NumberQuarantined(number.to_string()));
+        }
         let result = sqlx::query(
             "INSERT INTO tracking_numbers (id, account_id, pool_id, e164, monthly_cost_micros, added_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

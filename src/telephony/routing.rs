@@ -432,7 +432,7 @@ mod tests {
         })
         .unwrap();
         storage
-            .create_pool(&account.id, &property.id, &pool, 0)
+            .create_pool(&account.id, &property.id, &pool, 0, 0)
             .await
             .unwrap();
         assert!(routes.refresh(&storage).await);

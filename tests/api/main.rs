@@ -20,6 +20,7 @@ mod faults_under_load;
 mod fleet;
 mod ga4;
 mod health;
+mod hostile_numbers;
 mod hostile_visits;
 mod instances;
 mod live;

@@ -137,14 +137,21 @@ async fn story(db: TestDb) {
             &p.id,
             &pool(PoolKind::Session, &["+14155550110", "+14155550111"]),
             t0,
+            QUARANTINE,
         )
         .await
         .unwrap();
     assert_eq!(session.numbers.len(), 2);
     assert_eq!(session.matcher.channel.as_deref(), Some("paid search"));
     assert!(matches!(
-        s.create_pool(&b.account.id, &p.id, &pool(PoolKind::Session, &[]), t0)
-            .await,
+        s.create_pool(
+            &b.account.id,
+            &p.id,
+            &pool(PoolKind::Session, &[]),
+            t0,
+            QUARANTINE
+        )
+        .await,
         Err(StorageError::NotFound)
     ));
     let taken = s
@@ -153,6 +160,7 @@ async fn story(db: TestDb) {
             &p2.id,
             &pool(PoolKind::Session, &["+14155550199", "+14155550111"]),
             t0,
+            QUARANTINE,
         )
         .await;
     assert!(
@@ -188,7 +196,7 @@ async fn story(db: TestDb) {
             &session.id,
             &[number("+14155550112")],
             None,
-            t0 + 10,
+            (t0 + 10, QUARANTINE),
         )
         .await
         .unwrap();
@@ -199,7 +207,7 @@ async fn story(db: TestDb) {
             &session.id,
             &[number("+14155550113"), number("+14155550110")],
             None,
-            t0,
+            (t0, QUARANTINE),
         )
         .await;
     assert!(matches!(conflict, Err(StorageError::NumberTaken(_))));
@@ -217,7 +225,7 @@ async fn story(db: TestDb) {
             &session.id,
             &[number("+14155550114")],
             None,
-            t0
+            (t0, QUARANTINE)
         )
         .await,
         Err(StorageError::NotFound)
@@ -234,18 +242,32 @@ async fn story(db: TestDb) {
     assert_eq!(retired.retired_at.unwrap().timestamp_millis(), t0 + 20);
     let after = s.pool(&a.account.id, &session.id).await.unwrap();
     assert_eq!(after.numbers.last().unwrap().number, "+14155550110");
+    // Another account cannot take it during the quarantine (its callers would reach them);
+    // the account that retired it can, and anyone can after.
+    let bp = s
+        .create_property(&b.account.id, &property(), t0)
+        .await
+        .unwrap();
+    let too_soon = s
+        .create_pool(
+            &b.account.id,
+            &bp.id,
+            &pool(PoolKind::Session, &["+14155550110"]),
+            t0 + 30,
+            QUARANTINE,
+        )
+        .await;
+    assert!(
+        matches!(too_soon, Err(StorageError::NumberQuarantined(ref n)) if n == "+14155550110"),
+        "{too_soon:?}"
+    );
     let moved = s
         .create_pool(
             &b.account.id,
-            &{
-                let bp = s
-                    .create_property(&b.account.id, &property(), t0)
-                    .await
-                    .unwrap();
-                bp.id
-            },
+            &bp.id,
             &pool(PoolKind::Session, &["+14155550110"]),
-            t0 + 30,
+            t0 + 20 + QUARANTINE + 1,
+            QUARANTINE,
         )
         .await
         .unwrap();
@@ -258,6 +280,7 @@ async fn story(db: TestDb) {
             &p.id,
             &pool(PoolKind::Source, &["+14155550120"]),
             t0,
+            QUARANTINE,
         )
         .await
         .unwrap();
@@ -267,7 +290,7 @@ async fn story(db: TestDb) {
             &source.id,
             &[number("+14155550121")],
             None,
-            t0
+            (t0, QUARANTINE)
         )
         .await,
         Err(StorageError::SourcePoolFull)
@@ -275,6 +298,9 @@ async fn story(db: TestDb) {
 
     s.close().await;
 }
+
+/// How long a retired number stays with its account, in these stories.
+const QUARANTINE: i64 = 86_400_000;
 
 #[tokio::test]
 async fn storage_story_sqlite() {
