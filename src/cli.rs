@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `account create`, `demo`, `simulate`. Every command reads
+//! The command line: `serve` (default), `migrate`, `account create`, `account key`, `demo`,
+//! `simulate`. Every command reads
 //! the same configuration as the server.
 
 use std::process::ExitCode;
@@ -60,6 +61,41 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Manage an account's API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Issue another API key (shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        account: String,
+        /// What the key is for, to tell keys apart.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print `{"id","name","api_key"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the account's keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        account: String,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: it is refused at once, on every instance.
+    Revoke {
+        #[arg(long)]
+        account: String,
+        /// The key's id (from `list`).
+        id: String,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -83,6 +119,9 @@ pub async fn run() -> ExitCode {
         Command::Account {
             command: AccountCommand::Create { name, json },
         } => create_account(settings, &name, json).await,
+        Command::Account {
+            command: AccountCommand::Key { command },
+        } => manage_keys(settings, command).await,
         Command::Demo(args) => crate::demo::run(settings, args).await,
         Command::Simulate(args) => crate::simulate::run_command(settings, args).await,
         Command::Snippet { key } => {
@@ -122,6 +161,76 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
         settings.database_url_redacted()
     );
     Ok(())
+}
+
+async fn manage_keys(settings: Settings, command: KeyCommand) -> anyhow::Result<()> {
+    let storage = connect_storage(&settings).await?;
+    if settings.migrate_on_start {
+        storage.migrate().await?;
+    }
+    let now = SystemClock.now_ms();
+    let outcome = match command {
+        KeyCommand::Create {
+            account,
+            name,
+            json,
+        } => {
+            let name = name
+                .map(|n| crate::domain::required_text("name", &n, 100))
+                .transpose()?;
+            let (info, key) = storage
+                .create_api_key(&account, name.as_deref(), now)
+                .await
+                .map_err(|e| no_such_account(e, &account))?;
+            let key = key.expose_secret();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": info.id, "name": info.name, "api_key": key})
+                );
+            } else {
+                println!("API key {} issued: {key}", info.id);
+                println!("It is shown this once; only its hash is stored.");
+            }
+            Ok(())
+        }
+        KeyCommand::List { account, json } => {
+            let keys = storage.list_api_keys(&account).await?;
+            if json {
+                println!("{}", serde_json::json!({ "keys": keys }));
+            } else {
+                for k in &keys {
+                    let state = match (&k.revoked_at, &k.last_used_at) {
+                        (Some(at), _) => format!("revoked {at}"),
+                        (None, Some(at)) => format!("last used {at}"),
+                        (None, None) => "never used".to_owned(),
+                    };
+                    println!(
+                        "{}  {}...  {}  created {}  {state}",
+                        k.id,
+                        k.prefix,
+                        k.name.as_deref().unwrap_or("-"),
+                        k.created_at
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeyCommand::Revoke { account, id } => {
+            storage.revoke_api_key(&account, &id, now).await?;
+            println!("API key {id} revoked.");
+            Ok(())
+        }
+    };
+    storage.close().await;
+    outcome
+}
+
+fn no_such_account(e: crate::storage::StorageError, account: &str) -> anyhow::Error {
+    match e {
+        crate::storage::StorageError::NotFound => anyhow::anyhow!("no account {account}"),
+        e => e.into(),
+    }
 }
 
 async fn create_account(settings: Settings, name: &str, json: bool) -> anyhow::Result<()> {

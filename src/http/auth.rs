@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use super::error::ApiError;
 use super::{AppState, session};
 use crate::domain::looks_like_api_key;
-use crate::storage::Account;
+use crate::storage::{Account, LAST_USED_EVERY_MS};
 
 pub struct AuthedAccount(pub Account);
 
@@ -87,8 +87,20 @@ impl FromRequest for AuthedAccount {
             if !looks_like_api_key(&key) {
                 return Err(unauthorized("invalid_api_key", "the API key is not valid"));
             }
-            match state.storage.account_for_api_key(&key).await? {
-                Some(account) => Ok(AuthedAccount(account)),
+            match state.storage.api_key_in_use(&key).await? {
+                Some((account, key_id, last_used)) => {
+                    // Noted off the request path, at most once a minute per key.
+                    let now = state.clock.now_ms();
+                    if last_used.is_none_or(|at| now - at >= LAST_USED_EVERY_MS) {
+                        let storage = state.storage.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = storage.note_api_key_used(&key_id, now).await {
+                                tracing::debug!(error = %e, "an API key's last use was not noted");
+                            }
+                        });
+                    }
+                    Ok(AuthedAccount(account))
+                }
                 None => Err(unauthorized("invalid_api_key", "the API key is not valid")),
             }
         })

@@ -170,6 +170,11 @@ impl From<StorageError> for ApiError {
                      for the quarantine period, so that its former callers do not reach you"
                 ),
             ),
+            StorageError::LastApiKey => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_api_key",
+                "this is the account's last live API key; create another before revoking it",
+            ),
             StorageError::SourcePoolFull => ApiError::new(
                 StatusCode::CONFLICT,
                 "source_pool_full",

@@ -11,6 +11,7 @@ mod exports;
 pub(crate) mod formats;
 mod health;
 pub mod json;
+mod keys;
 mod live;
 mod methods;
 mod metrics;
@@ -98,6 +99,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(account::get_telephony)
         .service(account::put_telephony)
         .service(account::rotate_calls_secret)
+        .service(keys::create_key)
+        .service(keys::list_keys)
+        .service(keys::revoke_key)
         .service(calls::list_calls)
         .service(calls::get_call)
         .service(calls::update_call)

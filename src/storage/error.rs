@@ -9,6 +9,9 @@ pub enum StorageError {
     /// Another account retired this number recently: it stays theirs for the quarantine.
     #[error("{0} was retired by another account recently")]
     NumberQuarantined(String),
+    /// An account's last live API key cannot be revoked.
+    #[error("the account's last API key")]
+    LastApiKey,
     /// A `source` pool shows one static number; it cannot hold a second live one.
     #[error("a source pool has exactly one live number")]
     SourcePoolFull,

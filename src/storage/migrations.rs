@@ -33,6 +33,7 @@ const FILES: &[(&str, &str)] = embed![
     "0011_call_path_lookups_and_claims.sql",
     "0012_shared_work.sql",
     "0014_number_quarantine.sql",
+    "0016_api_key_names.sql",
 ];
 
 pub(super) static MIGRATOR: LazyLock<Migrator> =

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod alerts;
+mod api_keys;
 mod attribution;
 mod calls;
 mod dashboard;
@@ -34,6 +35,7 @@ use migrations::MIGRATOR;
 
 pub use accounts::TelephonyCredentials;
 pub use alerts::{AlertKey, AlertState, CallActivity, PoolCounts, WatchedProperty};
+pub use api_keys::{ApiKeyInfo, LAST_USED_EVERY_MS};
 pub use attribution::{ClaimPhase, Key as AttributionKey};
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
 pub use error::StorageError;

@@ -27,6 +27,17 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("the binary runs")
 }
 
+/// `account create --json` in `dir` with no configuration (SQLite under ./data): what it printed.
+fn created_account(dir: &Path, name: &str) -> Value {
+    let out = run(switchboard(dir, &[]).args(["account", "create", "--name", name, "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -137,14 +148,7 @@ fn configuration_errors_name_the_setting_and_exit_2() {
 async fn account_create_prints_a_key_once_and_stores_only_its_hash() {
     let dir = tempfile::tempdir().unwrap();
     // The embedded default: no configuration at all; SQLite appears under ./data.
-    let out =
-        run(switchboard(dir.path(), &[]).args(["account", "create", "--name", "Acme", "--json"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = created_account(dir.path(), "Acme");
     assert_eq!(printed["name"], "Acme");
     let key = printed["api_key"].as_str().unwrap().to_owned();
     let db = dir.path().join("data/switchboard.db");
@@ -307,4 +311,97 @@ async fn secrets_never_reach_the_logs() {
             "{secret} leaked into: {account_log}"
         );
     }
+}
+
+#[test]
+fn account_keys_are_issued_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = created_account(dir.path(), "Acme");
+    let id = account["id"].as_str().unwrap();
+    let first_key = account["api_key"].as_str().unwrap();
+
+    let out = run(switchboard(dir.path(), &[]).args([
+        "account",
+        "key",
+        "create",
+        "--account",
+        id,
+        "--name",
+        "zapier",
+        "--json",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(key["name"], "zapier");
+    let new_key = key["api_key"].as_str().unwrap();
+
+    let out = run(switchboard(dir.path(), &[]).args(["account", "key", "list", "--account", id]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("zapier") && text.contains("never used"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(new_key) && !text.contains(first_key),
+        "{text}"
+    );
+
+    let key_id = key["id"].as_str().unwrap();
+    let out = run(switchboard(dir.path(), &[]).args([
+        "account",
+        "key",
+        "revoke",
+        "--account",
+        id,
+        key_id,
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(switchboard(dir.path(), &[]).args([
+        "account",
+        "key",
+        "list",
+        "--account",
+        id,
+        "--json",
+    ]));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let revoked = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id)
+        .unwrap();
+    assert!(revoked["revoked_at"].is_string(), "{listed}");
+    // The last live key stays.
+    let first_id = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["revoked_at"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = run(switchboard(dir.path(), &[]).args([
+        "account",
+        "key",
+        "revoke",
+        "--account",
+        id,
+        &first_id,
+    ]));
+    assert!(!out.status.success());
+    // An account that does not exist is named.
+    let out =
+        run(switchboard(dir.path(), &[]).args(["account", "key", "create", "--account", "nobody"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no account nobody"));
 }

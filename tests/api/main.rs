@@ -23,6 +23,7 @@ mod health;
 mod hostile_numbers;
 mod hostile_visits;
 mod instances;
+mod keys;
 mod live;
 mod openapi;
 mod outcomes;

@@ -11,7 +11,7 @@ use crate::helpers::{TestApp, error_of};
 
 /// Every public route, as README's tables list them. A route added to the service without
 /// being added here (or removed) fails `the_document_lists_every_route_and_each_is_routed`.
-const ROUTES: [(&str, &[&str]); 41] = [
+const ROUTES: [(&str, &[&str]); 43] = [
     ("/dashboard", &["GET"]),
     ("/dashboard/assets/{name}", &["GET"]),
     ("/dashboard/sign-in", &["POST"]),
@@ -22,6 +22,8 @@ const ROUTES: [(&str, &[&str]); 41] = [
     ("/health/ping", &["GET"]),
     ("/metrics", &["GET"]),
     ("/openapi.json", &["GET"]),
+    ("/v1/account/keys", &["GET", "POST"]),
+    ("/v1/account/keys/{id}", &["DELETE"]),
     ("/v1/account/telephony", &["GET", "PUT"]),
     ("/v1/account/telephony/calls-secret", &["POST"]),
     ("/v1/callers/{e164}", &["DELETE"]),
