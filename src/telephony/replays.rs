@@ -30,8 +30,11 @@ pub fn fingerprint(event: &CallEvent) -> Fingerprint {
         }
         CallEvent::Progress(p) => {
             let mut p = p.clone();
+            // Times taken from arrival (no `Timestamp`) differ between copies; merging keeps
+            // the earliest anyway.
             p.at = 0;
             p.call.started_at = 0;
+            p.answered_at = None;
             serde_json::json!(["progress", p])
         }
     };
