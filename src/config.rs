@@ -14,12 +14,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::domain::ForwardCountries;
+use crate::domain::{ForwardCountries, TwilioAccountSid};
 use crate::redis_client::RedisEndpoint;
 use crate::storage::{Backend, redact_url};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 const CONFIG_FILE: &str = "switchboard.toml";
 
 /// The raw settings as read, before cross-field checks.
@@ -44,6 +45,14 @@ struct RawSettings {
     trusted_proxies: Vec<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
     twilio_auth_token: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    twilio_account_sid: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    twilio_api_base: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    secrets_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    secrets_key_previous: Option<String>,
     #[serde(deserialize_with = "lenient_string")]
     log_format: String,
     #[serde(default)]
@@ -72,6 +81,10 @@ impl Default for RawSettings {
             geoip_db: None,
             trusted_proxies: Vec::new(),
             twilio_auth_token: None,
+            twilio_account_sid: None,
+            twilio_api_base: Some(DEFAULT_TWILIO_API_BASE.to_owned()),
+            secrets_key: None,
+            secrets_key_previous: None,
             log_format: "text".to_owned(),
             migrate_on_start: None,
             max_body_bytes: 64 * 1024,
@@ -108,6 +121,16 @@ pub struct Settings {
     pub geoip_db: Option<PathBuf>,
     pub trusted_proxies: Vec<IpNet>,
     pub twilio_auth_token: Option<SecretString>,
+    /// The operator's own Twilio account (the one `TWILIO_AUTH_TOKEN` serves): no account may
+    /// connect it as its own.
+    pub twilio_account_sid: Option<TwilioAccountSid>,
+    /// Where an account's Twilio credentials are proven before they are stored (None: `off`,
+    /// for hosts that cannot reach Twilio's API).
+    pub twilio_api_base: Option<Url>,
+    /// Seals the accounts' carrier tokens at rest (32 bytes, base64); `secrets_key_previous`
+    /// still opens what the key before it sealed, during a rotation.
+    pub secrets_key: Option<SecretString>,
+    pub secrets_key_previous: Option<SecretString>,
     pub log_format: LogFormat,
     /// Apply migrations at start. Default: yes on SQLite, no on PostgreSQL (run `switchboard migrate`).
     pub migrate_on_start: bool,
@@ -163,7 +186,12 @@ impl Settings {
         Self::from_figment(
             Figment::from(Serialized::defaults(RawSettings::default()))
                 .merge(Toml::file(file))
-                .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN"]))
+                .merge(Env::raw().only(&[
+                    "DATABASE_URL",
+                    "REDIS_URL",
+                    "TWILIO_AUTH_TOKEN",
+                    "TWILIO_ACCOUNT_SID",
+                ]))
                 .merge(Env::prefixed("SWITCHBOARD_").ignore(&["CONFIG", "LOG"])),
         )
     }
@@ -381,6 +409,52 @@ impl RawSettings {
             .filter(|s| !s.is_empty())
             .map(SecretString::from);
 
+        let twilio_account_sid = non_empty(self.twilio_account_sid)
+            .map(|sid| TwilioAccountSid::parse("twilio_account_sid", &sid))
+            .transpose()
+            .map_err(|e| ConfigError::Invalid {
+                variable: "TWILIO_ACCOUNT_SID".into(),
+                key: "twilio_account_sid".into(),
+                message: e.message,
+            })?;
+        let twilio_api_base = match non_empty(self.twilio_api_base).as_deref() {
+            None | Some("off") => None,
+            Some(s) => {
+                let url = Url::parse(s).map_err(|e| {
+                    invalid(
+                        "twilio_api_base",
+                        format!("`{s}` is not an absolute URL ({e})"),
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(invalid(
+                        "twilio_api_base",
+                        format!("`{s}` must be an http(s) URL, or `off`"),
+                    ));
+                }
+                Some(url)
+            }
+        };
+        let [secrets_key, secrets_key_previous] = [
+            ("secrets_key", self.secrets_key),
+            ("secrets_key_previous", self.secrets_key_previous),
+        ]
+        .map(|(key, value)| {
+            let value = non_empty(value)?;
+            Some(match crate::sealing::parse_key(&value) {
+                Ok(_) => Ok(SecretString::from(value)),
+                Err(message) => Err(invalid(key, message)),
+            })
+        });
+        let secrets_key = secrets_key.transpose()?;
+        let secrets_key_previous = secrets_key_previous.transpose()?;
+        if secrets_key_previous.is_some() && secrets_key.is_none() {
+            return Err(invalid(
+                "secrets_key_previous",
+                "is only read during a rotation: set SWITCHBOARD_SECRETS_KEY to the new key",
+            ));
+        }
+
         Ok(Settings {
             bind,
             public_url,
@@ -396,6 +470,10 @@ impl RawSettings {
                 .map(PathBuf::from),
             trusted_proxies,
             twilio_auth_token,
+            twilio_account_sid,
+            twilio_api_base,
+            secrets_key,
+            secrets_key_previous,
             log_format,
             migrate_on_start: self.migrate_on_start.unwrap_or(backend == Backend::Sqlite),
             max_body_bytes: self.max_body_bytes,
@@ -411,6 +489,11 @@ impl RawSettings {
             number_quarantine_days: self.number_quarantine_days,
         })
     }
+}
+
+/// A trimmed value, None when empty.
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// Environment values arrive typed by figment's guess (`12345` becomes a number); text settings

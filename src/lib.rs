@@ -17,6 +17,7 @@ pub mod live;
 pub mod redis_client;
 pub mod relay;
 pub mod reports;
+pub mod sealing;
 pub mod simulate;
 pub mod startup;
 pub mod storage;

@@ -31,6 +31,7 @@ use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
 use crate::live::LiveHub;
 use crate::reports::Rollups;
+use crate::sealing::Sealer;
 use crate::storage::{PoolSettings, Storage, StorageError};
 use crate::supervise::Supervisor;
 use crate::telephony::credentials::{CredentialsTable, SNAPSHOT_FILE as CREDENTIALS_SNAPSHOT};
@@ -168,9 +169,14 @@ impl Application {
             settings.spool_dir.join(ROUTES_SNAPSHOT),
         ));
         routes.load(&storage, database_reachable).await;
+        let sealer = Sealer::from_settings(&settings).context("SWITCHBOARD_SECRETS_KEY")?;
         let credentials = Arc::new(CredentialsTable::with_snapshot(
             settings.spool_dir.join(CREDENTIALS_SNAPSHOT),
+            Arc::new(sealer),
         ));
+        if database_reachable {
+            seal_stored_credentials(&credentials, &storage).await;
+        }
         credentials.load(&storage, database_reachable).await;
         // With Redis, live call events are relayed to every instance's subscribers, and
         // configuration changes reach every instance within a second.
@@ -362,6 +368,26 @@ impl Application {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ledger_task.finish()).await;
         tracing::info!("switchboard stopped");
         result
+    }
+}
+
+/// Seals the carrier secrets stored in clear (or under the previous key) at start; the other
+/// instances reload them at their next periodic check (the clear values they hold are the same).
+async fn seal_stored_credentials(credentials: &CredentialsTable, storage: &Storage) {
+    match credentials.seal_stored(storage).await {
+        Ok(0) => {}
+        Ok(sealed) => {
+            tracing::info!(
+                sealed,
+                "stored carrier secrets sealed under the current key"
+            );
+            if let Err(e) = storage.bump_config_revisions(&["credentials"]).await {
+                tracing::warn!(error = ?e, "the credentials' revision was not counted");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "stored carrier secrets not sealed; retried at the next start")
+        }
     }
 }
 

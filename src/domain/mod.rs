@@ -11,6 +11,7 @@ mod outcome;
 mod phone;
 mod pool;
 mod property;
+mod twilio_account;
 
 pub use alert_settings::{
     AlertSettings, AlertSettingsInput, BusinessHours, Day, ExhaustionRule, MAX_QUIET_MINUTES,
@@ -32,6 +33,7 @@ pub use phone::{ForwardCountries, PhoneNumber};
 pub use pool::{ExhaustionPolicy, NewPool, PoolKind, PoolMatch};
 pub use pool::{PoolInput, parse_cost, parse_numbers};
 pub use property::{Domain, NewProperty, PropertyInput};
+pub use twilio_account::TwilioAccountSid;
 
 /// A rejected input, naming the field so the API can say exactly what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -181,12 +181,6 @@ impl From<StorageError> for ApiError {
                 "a source pool shows one static number; retire it before adding another",
             )
             .with_field("numbers"),
-            StorageError::TwilioAccountTaken => ApiError::new(
-                StatusCode::CONFLICT,
-                "twilio_account_taken",
-                "this Twilio account is already connected to another account",
-            )
-            .with_field("twilio_account_sid"),
             StorageError::Database(
                 ref db @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
             ) => {

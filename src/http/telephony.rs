@@ -120,11 +120,11 @@ fn public_base(state: &AppState) -> &str {
     state.settings.public_url.as_str().trim_end_matches('/')
 }
 
-/// A verified Twilio request: its parameters, and the account whose own Twilio credentials
-/// signed it (None: the service-wide `TWILIO_AUTH_TOKEN` did).
+/// A verified Twilio request: its parameters, and the accounts whose own Twilio token signed
+/// it (None: the service-wide `TWILIO_AUTH_TOKEN` did).
 struct Verified {
     params: Params,
-    account: Option<String>,
+    accounts: Option<Vec<String>>,
 }
 
 impl Verified {
@@ -133,13 +133,28 @@ impl Verified {
     async fn route(&self, state: &AppState, number: &str) -> Option<RouteRow> {
         route_of(state, number)
             .await
-            .filter(|r| self.account.as_deref().is_none_or(|a| a == r.account_id))
+            .filter(|r| self.may_reach(&r.account_id))
+    }
+
+    fn may_reach(&self, account_id: &str) -> bool {
+        self.accounts
+            .as_ref()
+            .is_none_or(|accounts| accounts.iter().any(|a| a == account_id))
+    }
+
+    /// The account a callback that names no known number is limited to (None: any, for the
+    /// service-wide token). Several accounts that connected one Twilio account with the same
+    /// token share it; the first of them is taken.
+    fn scope(&self) -> Option<&str> {
+        self.accounts.as_ref()?.first().map(String::as_str)
     }
 }
 
-/// Checks `X-Twilio-Signature` against the public URL Twilio called and the form parameters,
-/// with the auth token of the account that connected the request's Twilio account, or else
-/// the service-wide one.
+/// Checks `X-Twilio-Signature` against the public URL Twilio called and the form parameters:
+/// with the service-wide token first (what it signs is the operator's, whatever an account
+/// connected), then with the token of each account that connected the request's `AccountSid`.
+/// An account's claim on a Twilio account therefore never takes a request away from the
+/// operator or from another account that connected it.
 async fn verified_params(
     state: &AppState,
     req: &HttpRequest,
@@ -157,29 +172,38 @@ async fn verified_params(
             )
         })?;
     let params = Params(url::form_urlencoded::parse(body).into_owned().collect());
-    let own = match params.get("AccountSid") {
-        Some(sid) => state
-            .credentials
-            .resolve_twilio_account(sid, &state.storage)
-            .await
-            .and_then(|c| Some((c.twilio_auth_token?, c.account_id))),
-        None => None,
-    };
-    let (token, account) = match own {
-        Some((token, account)) => (token, Some(account)),
-        None => match &state.settings.twilio_auth_token {
-            Some(token) => (token.expose_secret().to_owned(), None),
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "twilio_not_configured",
-                    "no Twilio auth token is known for this request's AccountSid, and the service has no TWILIO_AUTH_TOKEN",
-                ));
-            }
-        },
-    };
     let url = public_url_of(state, req);
-    if !twilio_signature::verify(token.as_bytes(), &url, &params.0, signature) {
+    let signed_with =
+        |token: &str| twilio_signature::verify(token.as_bytes(), &url, &params.0, signature);
+    let operator = state.settings.twilio_auth_token.as_ref();
+    if operator.is_some_and(|t| signed_with(t.expose_secret())) {
+        return Ok(Verified {
+            params,
+            accounts: None,
+        });
+    }
+    let connected = match params.get("AccountSid") {
+        Some(sid) => {
+            state
+                .credentials
+                .resolve_twilio_account(sid, &state.storage)
+                .await
+        }
+        None => Vec::new(),
+    };
+    if connected.is_empty() && operator.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "twilio_not_configured",
+            "no Twilio auth token is known for this request's AccountSid, and the service has no TWILIO_AUTH_TOKEN",
+        ));
+    }
+    let accounts: Vec<String> = connected
+        .into_iter()
+        .filter(|c| c.twilio_auth_token.as_deref().is_some_and(signed_with))
+        .map(|c| c.account_id)
+        .collect();
+    if accounts.is_empty() {
         tracing::warn!(
             path = req.path(),
             "a Twilio webhook failed signature verification"
@@ -190,7 +214,10 @@ async fn verified_params(
             "X-Twilio-Signature does not match this request",
         ));
     }
-    Ok(Verified { params, account })
+    Ok(Verified {
+        params,
+        accounts: Some(accounts),
+    })
 }
 
 /// The route of a tracking number as the carrier wrote it (from memory, else the database).
@@ -250,6 +277,7 @@ pub async fn twilio_voice(
     let whisper = (route.settings.whisper != Whisper::Off).then(|| {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("call", call_sid)
+            .append_pair("tn", &route.number)
             .finish();
         format!(
             "{}/v1/telephony/twilio/whisper?{query}",
@@ -301,7 +329,7 @@ async fn spool_callback(
         kind,
         params,
         route.as_ref(),
-        verified.account.as_deref(),
+        verified.scope(),
         state.clock.now_ms(),
     ) else {
         return Ok(());
@@ -387,6 +415,8 @@ pub async fn twilio_recording(
 struct WhisperQuery {
     /// The caller's call id, set by the service in the whisper URL.
     call: Option<String>,
+    /// The tracking number called (the call's account), set by the service in the whisper URL.
+    tn: Option<String>,
 }
 
 /// What the business hears when it answers, before the caller is connected: the call's
@@ -408,26 +438,22 @@ pub async fn twilio_whisper(
     ApiBody(body): ApiBody,
 ) -> Result<HttpResponse, ApiError> {
     let verified = verified_params(&state, &req, &body).await?;
-    let call = web::Query::<WhisperQuery>::from_query(req.query_string())
+    let query = web::Query::<WhisperQuery>::from_query(req.query_string())
         .ok()
-        .and_then(|q| q.into_inner().call);
+        .map(web::Query::into_inner);
     let fallback = "Incoming call from your website.";
-    let Some(call) = call else {
+    // A call id is unique within its account: the tracking number says which account's call
+    // (whisper URLs without one, from before calls were keyed so, hear the announcement).
+    let Some((call, number)) = query.and_then(|q| Some((q.call?, q.tn?))) else {
         return Ok(twiml_response(twiml::say(fallback)));
     };
     let lookup = async {
+        let account = verified.route(&state, &number).await?.account_id;
         let row = state
             .storage
-            .call_by_provider_id(twilio::PROVIDER, &call)
+            .call_by_provider_id(&account, twilio::PROVIDER, &call)
             .await
             .ok()??;
-        if verified
-            .account
-            .as_deref()
-            .is_some_and(|a| a != row.call.account_id)
-        {
-            return None;
-        }
         let attribution = match row.attribution.clone() {
             Some(a) => a,
             None => state

@@ -98,7 +98,8 @@ async fn insert_api_key(
 }
 
 /// An account's telephony credentials: a Twilio account of its own, and the secret that signs
-/// its requests to the generic call endpoint. Both key HMACs, so both are kept in clear.
+/// its requests to the generic call endpoint. Both key HMACs, so both are kept reversibly:
+/// sealed as stored (`crate::sealing`), opened in the credentials table in memory.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TelephonyCredentials {
     pub account_id: String,
@@ -118,29 +119,54 @@ impl std::fmt::Debug for TelephonyCredentials {
 }
 
 impl Storage {
-    /// Sets the account's own Twilio account; a Twilio account belongs to one account only.
+    /// Sets the account's own Twilio account (several accounts may connect the same one: each
+    /// token reaches its own account's numbers only). `sealed_token` as `Sealer::seal` made it.
     pub async fn set_twilio_credentials(
         &self,
         account_id: &str,
         account_sid: &str,
-        auth_token: &str,
+        sealed_token: &str,
     ) -> StorageResult<()> {
         sqlx::query(
             "UPDATE accounts SET twilio_account_sid = $1, twilio_auth_token = $2 WHERE id = $3",
         )
         .bind(account_sid)
-        .bind(auth_token)
+        .bind(sealed_token)
         .bind(account_id)
         .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if super::StorageError::is_unique_violation(&e) {
-                super::StorageError::TwilioAccountTaken
-            } else {
-                e.into()
-            }
-        })?;
+        .await?;
         Ok(())
+    }
+
+    /// Replaces a stored secret (`twilio_auth_token` or `calls_secret`) if it still holds
+    /// `old`; whether it did.
+    pub async fn replace_secret(
+        &self,
+        account_id: &str,
+        column: &str,
+        old: &str,
+        new: &str,
+    ) -> StorageResult<bool> {
+        let sql = match column {
+            "twilio_auth_token" => {
+                "UPDATE accounts SET twilio_auth_token = $1 WHERE id = $2 AND twilio_auth_token = $3"
+            }
+            "calls_secret" => {
+                "UPDATE accounts SET calls_secret = $1 WHERE id = $2 AND calls_secret = $3"
+            }
+            other => {
+                return Err(super::StorageError::Corrupt(format!(
+                    "no secret column {other}"
+                )));
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(new)
+            .bind(account_id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn set_calls_secret(&self, account_id: &str, secret: &str) -> StorageResult<()> {
@@ -161,15 +187,16 @@ impl Storage {
         .await
     }
 
-    /// The credentials of the account that connected this Twilio account, if any.
+    /// The credentials of the accounts that connected this Twilio account.
     pub async fn credentials_of_twilio_account(
         &self,
         account_sid: &str,
-    ) -> StorageResult<Option<TelephonyCredentials>> {
-        Ok(self
-            .credentials_where("twilio_account_sid = $1", Some(account_sid))
-            .await?
-            .pop())
+    ) -> StorageResult<Vec<TelephonyCredentials>> {
+        self.credentials_where(
+            "twilio_account_sid = $1 AND twilio_auth_token IS NOT NULL ORDER BY id",
+            Some(account_sid),
+        )
+        .await
     }
 
     /// One account's telephony credentials, if it has any.

@@ -68,11 +68,16 @@ pub enum CallEvent {
 }
 
 impl CallEvent {
-    pub fn provider_call_id(&self) -> &str {
+    /// Who and where: the call a voice event starts, or the one a progress event is about.
+    pub fn call(&self) -> &NewCall {
         match self {
-            CallEvent::Started(c) => &c.provider_call_id,
-            CallEvent::Progress(p) => &p.call.provider_call_id,
+            CallEvent::Started(c) => c,
+            CallEvent::Progress(p) => &p.call,
         }
+    }
+
+    pub fn provider_call_id(&self) -> &str {
+        &self.call().provider_call_id
     }
 }
 
@@ -169,12 +174,19 @@ impl Storage {
             match event {
                 CallEvent::Started(c) => {
                     // The hour it was filed under, if a callback created it with an estimate.
-                    mark_provider_call(&mut tx, &c.provider, &c.provider_call_id, now).await?;
+                    mark_provider_call(
+                        &mut tx,
+                        &c.account_id,
+                        &c.provider,
+                        &c.provider_call_id,
+                        now,
+                    )
+                    .await?;
                     let rank = CallStatus::parse(&c.status).map_or(0, CallStatus::rank);
                     // A row a callback created first is completed: the voice webhook's time is
                     // the one attribution looks at, so it is attributed again.
                     let sql = format!(
-                        "{INSERT_CALL} ON CONFLICT (provider, provider_call_id) DO UPDATE SET \
+                        "{INSERT_CALL} ON CONFLICT (provider, provider_call_id, account_id) DO UPDATE SET \
                          started_at = excluded.started_at, origin = 'voice', \
                          caller_number = CASE WHEN calls.caller_key IS NULL THEN COALESCE(calls.caller_number, excluded.caller_number) ELSE calls.caller_number END, \
                          caller_name = CASE WHEN calls.caller_key IS NULL THEN COALESCE(calls.caller_name, excluded.caller_name) ELSE calls.caller_name END, \
@@ -204,7 +216,7 @@ impl Storage {
                         estimate.status = CallStatus::Queued.as_str().to_owned();
                         estimate.started_at = p.at - p.duration_s.unwrap_or(0).max(0) * 1000;
                         let sql = format!(
-                            "{INSERT_CALL} ON CONFLICT (provider, provider_call_id) DO NOTHING"
+                            "{INSERT_CALL} ON CONFLICT (provider, provider_call_id, account_id) DO NOTHING"
                         );
                         bind_new_call(
                             sqlx::query(sqlx::AssertSqlSafe(sql)),
@@ -263,14 +275,15 @@ impl Storage {
         // write of a property-hour's calls takes that mark's row, so marking per event held it
         // for the whole batch (attribution queued behind it) and, taken between inserts, let
         // two instances storing the same call (a provider retry) deadlock on it.
-        let mut calls: Vec<(&str, &str)> = events
+        let mut calls: Vec<(&str, &str, &str)> = events
             .iter()
             .map(|(_, event)| {
-                let provider = match event {
-                    CallEvent::Started(c) => c.provider.as_str(),
-                    CallEvent::Progress(p) => p.call.provider.as_str(),
-                };
-                (provider, event.provider_call_id())
+                let call = event.call();
+                (
+                    call.account_id.as_str(),
+                    call.provider.as_str(),
+                    call.provider_call_id.as_str(),
+                )
             })
             .collect();
         calls.sort_unstable();
@@ -353,18 +366,21 @@ impl Storage {
         call_from_row(&row)
     }
 
-    /// A call by the provider's id (no account scope: the provider's request was verified).
+    /// An account's call by the provider's id (unique within the account only).
     pub async fn call_by_provider_id(
         &self,
+        account_id: &str,
         provider: &str,
         provider_call_id: &str,
     ) -> StorageResult<Option<CallRow>> {
         let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE provider = $1 AND provider_call_id = $2"
+            "SELECT {CALL_COLUMNS} FROM calls WHERE provider = $1 AND provider_call_id = $2 \
+             AND account_id = $3"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(provider)
             .bind(provider_call_id)
+            .bind(account_id)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()

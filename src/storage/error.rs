@@ -15,9 +15,6 @@ pub enum StorageError {
     /// A `source` pool shows one static number; it cannot hold a second live one.
     #[error("a source pool has exactly one live number")]
     SourcePoolFull,
-    /// A Twilio account's calls can be routed to one account only.
-    #[error("this Twilio account is already connected to another account")]
-    TwilioAccountTaken,
     #[error("the database URL must start with sqlite: or postgres://")]
     UnsupportedUrl,
     #[error("could not create the database folder")]

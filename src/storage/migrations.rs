@@ -32,6 +32,7 @@ const FILES: &[(&str, &str)] = embed![
     "0010_dashboard_sessions.sql",
     "0011_call_path_lookups_and_claims.sql",
     "0012_shared_work.sql",
+    "0013_tenant_call_isolation.sql",
     "0014_number_quarantine.sql",
     "0016_api_key_names.sql",
 ];

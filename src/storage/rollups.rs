@@ -214,47 +214,59 @@ fn mark_calls_sql(condition: &str) -> String {
     )
 }
 
-/// Marks, inside the caller's transaction, the hour of the call with this provider id.
+/// Marks, inside the caller's transaction, the hour of an account's call with this provider id
+/// (an empty account: that call in any account).
 pub(super) async fn mark_provider_call(
     conn: &mut sqlx::AnyConnection,
+    account_id: &str,
     provider: &str,
     provider_call_id: &str,
     now: Millis,
 ) -> StorageResult<()> {
-    sqlx::query(sqlx::AssertSqlSafe(mark_calls_sql(
-        "provider = $2 AND provider_call_id = $3",
-    )))
-    .bind(now)
-    .bind(provider)
-    .bind(provider_call_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    mark_provider_calls(conn, &[(account_id, provider, provider_call_id)], now).await
 }
 
-/// Marks, inside the caller's transaction, the hours of the calls with these (provider,
-/// provider id) pairs: one statement, so the marks' rows are taken once.
+/// Marks, inside the caller's transaction, the hours of the calls with these (account,
+/// provider, provider id) triples (an empty account: any account's): one statement per kind,
+/// so the marks' rows are taken once.
 pub(super) async fn mark_provider_calls(
     conn: &mut sqlx::AnyConnection,
-    calls: &[(&str, &str)],
+    calls: &[(&str, &str, &str)],
     now: Millis,
 ) -> StorageResult<()> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    // Only placeholders are interpolated; every id is bound.
-    let pairs: Vec<String> = (0..calls.len())
-        .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+    let (any_account, of_account): (Vec<_>, Vec<_>) =
+        calls.iter().partition(|(account, _, _)| account.is_empty());
+    let of_account: Vec<Vec<&str>> = of_account
+        .iter()
+        .map(|(account, provider, id)| vec![*provider, *id, *account])
         .collect();
-    let sql = mark_calls_sql(&format!(
-        "(provider, provider_call_id) IN ({})",
-        pairs.join(", ")
-    ));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-    for (provider, id) in calls {
-        query = query.bind(*provider).bind(*id);
+    let any_account: Vec<Vec<&str>> = any_account
+        .iter()
+        .map(|(_, provider, id)| vec![*provider, *id])
+        .collect();
+    for (columns, keys) in [
+        ("provider, provider_call_id, account_id", of_account),
+        ("provider, provider_call_id", any_account),
+    ] {
+        let Some(width) = keys.first().map(Vec::len) else {
+            continue;
+        };
+        // Only placeholders are interpolated; every id is bound.
+        let tuples: Vec<String> = (0..keys.len())
+            .map(|i| {
+                let params: Vec<String> = (0..width)
+                    .map(|j| format!("${}", width * i + j + 2))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = mark_calls_sql(&format!("({columns}) IN ({})", tuples.join(", ")));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for value in keys.iter().flatten() {
+            query = query.bind(*value);
+        }
+        query.execute(&mut *conn).await?;
     }
-    query.execute(conn).await?;
     Ok(())
 }
 

@@ -5,9 +5,11 @@ pub mod credentials;
 pub mod generic;
 pub mod misses;
 pub mod recorder;
+pub mod replays;
 pub mod routing;
 pub mod spool;
 pub mod twilio;
+pub mod twilio_api;
 pub mod twilio_signature;
 pub mod twiml;
 
@@ -22,4 +24,15 @@ pub(crate) fn test_route() -> crate::storage::RouteRow {
         forward_to: "+14155550100".into(),
         settings: crate::domain::CallSettings::default(),
     }
+}
+
+/// Webhook form parameters, for tests.
+#[cfg(test)]
+pub(crate) fn test_params(pairs: &[(&str, &str)]) -> twilio::Params {
+    twilio::Params(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use super::replays::{RecentEvents, fingerprint};
 use super::spool::Spool;
 use crate::attribution::Attributor;
 use crate::live::{LiveEvent, LiveHub};
@@ -41,6 +42,8 @@ pub struct CallRecorder {
     wake: Notify,
     live: Arc<LiveHub>,
     replaying: tokio::sync::Mutex<()>,
+    /// Events spooled lately, to skip replays of them.
+    recent: RecentEvents,
 }
 
 /// Spooled events stored per database transaction.
@@ -54,22 +57,40 @@ impl CallRecorder {
             wake: Notify::new(),
             live,
             replaying: tokio::sync::Mutex::new(()),
+            recent: RecentEvents::default(),
         })
     }
 
     /// Appends the event to the spool and waits for the disk (on a blocking thread), then tells
-    /// the live feed (from memory: the database is not on this path).
-    pub async fn record(&self, event: CallEvent) -> std::io::Result<u64> {
+    /// the live feed (from memory: the database is not on this path). A replay of an event
+    /// spooled lately (`super::replays`) is neither: None.
+    pub async fn record(&self, event: CallEvent) -> std::io::Result<Option<u64>> {
+        let fingerprint = fingerprint(&event);
+        if !self.recent.first_time(fingerprint) {
+            tracing::debug!(
+                call_id = event.provider_call_id(),
+                "a replayed call event was not spooled again"
+            );
+            return Ok(None);
+        }
         let live = LiveEvent::from_call_event(&event, self.clock.now_ms());
         let spool = self.spool.clone();
-        let seq = tokio::task::spawn_blocking(move || spool.append(&SpoolEntry::Event(event)))
+        let appended = tokio::task::spawn_blocking(move || spool.append(&SpoolEntry::Event(event)))
             .await
-            .map_err(std::io::Error::other)??;
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        let seq = match appended {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.recent.forget(fingerprint);
+                return Err(e);
+            }
+        };
         self.wake.notify_one();
         if let Some(live) = live {
             self.live.publish(&live);
         }
-        Ok(seq)
+        Ok(Some(seq))
     }
 
     /// Stores what the spool holds; returns how many records were stored. One replay at a time
@@ -149,6 +170,11 @@ impl CallRecorder {
     /// file: `/health` asks on every probe).
     pub async fn pending_events(&self) -> std::io::Result<usize> {
         Ok(self.spool.pending_count())
+    }
+
+    /// The sequence number of the last event spooled.
+    pub fn last_spooled(&self) -> u64 {
+        self.spool.last_written()
     }
 
     /// Whether every spooled event is stored in the database.

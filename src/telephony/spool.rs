@@ -230,6 +230,11 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
         }
     }
 
+    /// The sequence number of the last record written (0: none since the spool was created).
+    pub fn last_written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
     /// How many syncs appends have run since the spool was opened (appends share them).
     pub fn syncs(&self) -> u64 {
         self.syncs.lock().expect("lock").count

@@ -198,16 +198,8 @@ pub fn progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telephony::test_params as params;
     use crate::telephony::test_route as route;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
 
     #[test]
     fn withheld_and_junk_callers_have_no_number() {

@@ -138,7 +138,7 @@ async fn completed(app: &TestApp, sid: &str) {
         app.state.calls.wake();
         let row = app
             .storage
-            .call_by_provider_id("twilio", sid)
+            .call_by_provider_id(&app.account_id, "twilio", sid)
             .await
             .unwrap();
         if row.is_some_and(|r| r.notified_at.is_some()) {

@@ -8,6 +8,7 @@ mod alerts;
 mod bad_input;
 mod bad_input_volume;
 mod calls;
+mod carrier_credentials;
 mod changes;
 mod cli;
 mod dashboard;

@@ -1,0 +1,53 @@
+//! Twilio's REST API, asked one thing: whether an auth token is the token of an account SID,
+//! before an account may connect that Twilio account as its own. Twilio answers
+//! `GET /2010-04-01/Accounts/{sid}.json` under HTTP basic auth (sid, token) with 200 for the
+//! right token and 401 otherwise. The token goes in the request's header only, never a log.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::domain::TwilioAccountSid;
+
+/// Twilio's API answers in well under a second; an admin's request must not hang on it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// The token is the account's.
+    Owned,
+    /// Twilio refused the pair.
+    Refused,
+    /// No answer that tells (not reached, timed out, an unexpected status): why, for the log.
+    Unknown(String),
+}
+
+/// Asks Twilio (at `api_base`) whether `token` is `sid`'s auth token.
+pub async fn prove_ownership(api_base: &Url, sid: &TwilioAccountSid, token: &str) -> Proof {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => return Proof::Unknown(format!("building the client: {e}")),
+    };
+    let url = format!(
+        "{}/2010-04-01/Accounts/{sid}.json",
+        api_base.as_str().trim_end_matches('/')
+    );
+    match client
+        .get(url)
+        .basic_auth(sid.as_str(), Some(token))
+        .send()
+        .await
+    {
+        Ok(res) if res.status().is_success() => Proof::Owned,
+        Ok(res) if matches!(res.status().as_u16(), 401 | 403 | 404) => Proof::Refused,
+        Ok(res) => Proof::Unknown(format!("Twilio answered {}", res.status())),
+        // reqwest's error names the URL (the SID), never the credentials.
+        Err(e) => Proof::Unknown(e.without_url().to_string()),
+    }
+}
