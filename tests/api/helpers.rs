@@ -150,6 +150,9 @@ pub async fn start_app(
         // Alert passes run when a test asks (`tests/api/alerts.rs`), so no other test's
         // receiver ever sees an alert.
         ("alert_interval_secs", "3600"),
+        // Test receivers listen on loopback, which outbound requests may not reach by default;
+        // `tests/api/outbound.rs` sets this to "" to see them refused.
+        ("outbound_allow", "127.0.0.0/8,::1"),
     ];
     pairs.extend_from_slice(extra);
     let settings = Settings::from_pairs(pairs).expect("test settings are valid");

@@ -23,6 +23,7 @@ mod health;
 mod instances;
 mod live;
 mod openapi;
+mod outbound;
 mod outcomes;
 mod pools;
 mod properties;
