@@ -32,6 +32,7 @@ const FILES: &[(&str, &str)] = embed![
     "0010_dashboard_sessions.sql",
     "0011_call_path_lookups_and_claims.sql",
     "0012_shared_work.sql",
+    "0015_outbound_errors_as_status_lines.sql",
 ];
 
 pub(super) static MIGRATOR: LazyLock<Migrator> =

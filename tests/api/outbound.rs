@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchboard::storage::OutboundQueue;
 use switchboard::webhooks::NewWebhookEndpoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -196,7 +197,10 @@ async fn every_internal_address_form_is_refused_when_a_webhook_or_ga4_endpoint_i
     receiver.stop().await;
 }
 
-on_both_backends!(last_error_is_the_status_line_never_the_body);
+on_both_backends!(
+    last_error_is_the_status_line_never_the_body,
+    bodies_kept_by_earlier_versions_are_cut_to_their_status,
+);
 
 async fn last_error_is_the_status_line_never_the_body(app: TestApp) {
     let receiver = Receiver::answering(FixedAnswer {
@@ -348,5 +352,45 @@ async fn the_allow_list_lets_an_internal_receiver_through_and_nothing_else() {
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{allow}");
     }
+    receiver.stop().await;
+}
+
+async fn bodies_kept_by_earlier_versions_are_cut_to_their_status(app: TestApp) {
+    let receiver = Receiver::start(usize::MAX).await;
+    let endpoint = create_endpoint(&app, &app.api_key, &receiver.url).await;
+    enqueue(&app, &app.account_id, "old", json!({})).await;
+    deliver(&app).await;
+    let id = deliveries(&app, &app.api_key, id_of(&endpoint)).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The failure as an earlier version recorded it: status line and body.
+    let old = "HTTP 500 Internal Server Error: internal: db password hunter2";
+    app.storage
+        .attempt_failed(
+            OutboundQueue::Webhooks,
+            &id,
+            Some(500),
+            old,
+            Some(i64::MAX),
+            0,
+        )
+        .await
+        .unwrap();
+    let before = deliveries(&app, &app.api_key, id_of(&endpoint)).await;
+    assert_eq!(before[0]["last_error"], old);
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../migrations/0015_outbound_errors_as_status_lines.sql"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let after = deliveries(&app, &app.api_key, id_of(&endpoint)).await;
+    assert_eq!(after[0]["last_error"], "HTTP 500");
+    assert_eq!(after[0]["last_status"], 500);
     receiver.stop().await;
 }
