@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
 use crate::domain::{ForwardCountries, TwilioAccountSid};
+use crate::outbound::OutboundAllow;
 use crate::redis_client::RedisEndpoint;
 use crate::storage::{Backend, redact_url};
 
@@ -67,6 +68,9 @@ struct RawSettings {
     #[serde(default, deserialize_with = "string_or_list")]
     forward_countries: Vec<String>,
     number_quarantine_days: u32,
+    outbound_allow: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    outbound_proxy: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -95,6 +99,8 @@ impl Default for RawSettings {
             work_lease_secs: crate::work::DEFAULT_TTL.as_secs(),
             forward_countries: Vec::new(),
             number_quarantine_days: 30,
+            outbound_allow: Vec::new(),
+            outbound_proxy: None,
         }
     }
 }
@@ -151,6 +157,10 @@ pub struct Settings {
     /// Days a retired number stays with its account: nobody else can add it meanwhile (and so
     /// receive the account's former callers).
     pub number_quarantine_days: u32,
+    /// Internal destinations outbound requests (webhooks, GA4) may reach nonetheless.
+    pub outbound_allow: OutboundAllow,
+    /// An egress proxy for every outbound request; may carry credentials.
+    pub outbound_proxy: Option<SecretString>,
 }
 
 /// A setting that cannot be used, named as the operator wrote it.
@@ -403,6 +413,13 @@ impl RawSettings {
             n => n,
         };
 
+        let outbound_allow = OutboundAllow::parse(self.outbound_allow.iter().map(String::as_str))
+            .map_err(|message| invalid("outbound_allow", message))?;
+        let outbound_proxy = match self.outbound_proxy.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(check_proxy_url(s)?),
+        };
+
         let twilio_auth_token = self
             .twilio_auth_token
             .map(|s| s.trim().to_owned())
@@ -487,6 +504,8 @@ impl RawSettings {
             work_lease_secs: self.work_lease_secs,
             forward_countries,
             number_quarantine_days: self.number_quarantine_days,
+            outbound_allow,
+            outbound_proxy,
         })
     }
 }
@@ -494,6 +513,28 @@ impl RawSettings {
 /// A trimmed value, None when empty.
 fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// `SWITCHBOARD_OUTBOUND_PROXY`: an http(s) proxy URL, its credentials (if any) kept secret.
+fn check_proxy_url(raw: &str) -> Result<SecretString, ConfigError> {
+    let shown = redact_url(raw);
+    let url = Url::parse(raw)
+        .map_err(|e| invalid("outbound_proxy", format!("`{shown}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(
+            "outbound_proxy",
+            format!(
+                "`{shown}` must be an http:// or https:// proxy URL such as http://egress.internal:3128"
+            ),
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "outbound_proxy",
+            format!("`{shown}` must be a proxy's address only: no path, query or fragment"),
+        ));
+    }
+    Ok(SecretString::from(url.to_string()))
 }
 
 /// Environment values arrive typed by figment's guess (`12345` becomes a number); text settings
@@ -574,6 +615,26 @@ mod tests {
                 "SWITCHBOARD_REDIS_CLUSTER_URLS",
             ),
             ("log_format", "xml", "SWITCHBOARD_LOG_FORMAT"),
+            (
+                "outbound_allow",
+                "10.0.0.0/8,*.internal",
+                "SWITCHBOARD_OUTBOUND_ALLOW",
+            ),
+            (
+                "outbound_proxy",
+                "socks5://proxy:1080",
+                "SWITCHBOARD_OUTBOUND_PROXY",
+            ),
+            (
+                "outbound_proxy",
+                "egress.internal",
+                "SWITCHBOARD_OUTBOUND_PROXY",
+            ),
+            (
+                "outbound_proxy",
+                "http://egress:3128/path?x=1",
+                "SWITCHBOARD_OUTBOUND_PROXY",
+            ),
         ];
         for (key, value, variable) in cases {
             let err = Settings::from_pairs([(key, value)])
@@ -637,6 +698,30 @@ mod tests {
             "{both}"
         );
         assert!(Settings::from_pairs([]).unwrap().redis().is_none());
+    }
+
+    #[test]
+    fn outbound_settings_are_checked_and_the_proxy_password_never_shows() {
+        let s = Settings::from_pairs([
+            ("outbound_allow", "10.20.0.0/16, crm.internal ,::1"),
+            (
+                "outbound_proxy",
+                "http://user:pr0xypass@egress.internal:3128",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.outbound_allow,
+            OutboundAllow::parse(["10.20.0.0/16", "crm.internal", "::1"]).unwrap()
+        );
+        assert!(!format!("{s:?}").contains("pr0xypass"));
+        let err = Settings::from_pairs([("outbound_proxy", "ftp://u:pr0xypass@egress/")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pr0xypass"), "{err}");
+        let none = Settings::from_pairs([]).unwrap();
+        assert_eq!(none.outbound_allow, OutboundAllow::default());
+        assert!(none.outbound_proxy.is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod geo;
 pub mod http;
 pub mod live;
+pub mod outbound;
 pub mod redis_client;
 pub mod relay;
 pub mod reports;

@@ -30,6 +30,7 @@ use crate::geo::Geo;
 use crate::http::json::BodyLimit;
 use crate::http::{self, AppState, Metrics};
 use crate::live::LiveHub;
+use crate::outbound::Outbound;
 use crate::reports::Rollups;
 use crate::sealing::Sealer;
 use crate::storage::{PoolSettings, Storage, StorageError};
@@ -239,7 +240,16 @@ impl Application {
         ));
 
         let webhooks = Arc::new(
-            Webhooks::new(storage.clone(), clock.clone()).context("building the webhook client")?,
+            Webhooks::new(
+                storage.clone(),
+                clock.clone(),
+                Outbound::new(
+                    settings.outbound_allow.clone(),
+                    settings.outbound_proxy.as_ref(),
+                )
+                .context("building the outbound client")?,
+            )
+            .context("building the webhook client")?,
         );
         let webhook_worker = {
             let webhooks = webhooks.clone();

@@ -44,6 +44,7 @@ pub struct Ga4Patch {
     /// The stream's Measurement Protocol API secret: 8-128 visible ASCII characters.
     #[schema(value_type = Option<String>, pattern = r"^\s*[!-~]{8,128}\s*$")]
     pub api_secret: Option<SecretString>,
+    /// Where events are POSTed (default Google's): an http(s) URL on the public internet.
     #[schema(value_type = Option<crate::http::formats::HttpUrl>)]
     pub endpoint: Option<String>,
     /// A letter, then letters, digits or `_` (at most 40), not reserved by Google.

@@ -9,7 +9,7 @@ use super::json::ApiJson;
 use crate::changes::Change;
 use crate::domain::{
     CallSettingsPatch, Ga4Patch, Ga4Settings, LeadRule, NewProperty, PhoneNumber, PropertyInput,
-    parse_dispositions, present,
+    parse_dispositions, parse_http_url, present,
 };
 use crate::storage::{Property, StorageError};
 
@@ -224,6 +224,21 @@ pub async fn update_property(
         Some(None) => None,
         None => property.ga4.clone(),
     };
+    if let (
+        Some(Some(Ga4Patch {
+            endpoint: Some(_), ..
+        })),
+        Some(ga4),
+    ) = (&body.ga4, &ga4)
+    {
+        // Never into the operator's network (checked again as each event connects).
+        let endpoint = parse_http_url("ga4.endpoint", &ga4.endpoint)?;
+        state
+            .webhooks
+            .outbound()
+            .check_saved("ga4.endpoint", &endpoint)
+            .await?;
+    }
     property.forward_to = forward_to;
     property.call_settings = settings;
     property.dispositions = dispositions;

@@ -19,7 +19,9 @@ const RECENT_DELIVERIES: i64 = 50;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
-    /// Where events are POSTed: an `http://` or `https://` URL without user name or password.
+    /// Where events are POSTed: an `http://` or `https://` URL without user name or password,
+    /// on the public internet (loopback, private, link-local and other internal addresses are
+    /// refused, as is a name that resolves to one).
     #[schema(value_type = super::formats::HttpUrl)]
     pub url: String,
     /// At most 500 characters.
@@ -65,6 +67,12 @@ pub async fn create_webhook(
     ApiJson(body): ApiJson<CreateWebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewWebhookEndpoint::parse(&body.url, body.description.as_deref())?;
+    // Never into the operator's network (checked again as each delivery connects).
+    state
+        .webhooks
+        .outbound()
+        .check_saved("url", &new.url)
+        .await?;
     let created = state
         .storage
         .create_webhook_endpoint(account.id(), &new, state.clock.now_ms())

@@ -34,6 +34,7 @@ const FILES: &[(&str, &str)] = embed![
     "0012_shared_work.sql",
     "0013_tenant_call_isolation.sql",
     "0014_number_quarantine.sql",
+    "0015_outbound_errors_as_status_lines.sql",
     "0016_api_key_names.sql",
 ];
 

@@ -58,14 +58,11 @@ impl Webhooks {
             return Err(Failure {
                 status: None,
                 error: "the property no longer sends GA4 events".to_owned(),
+                detail: None,
                 retry: false,
             });
         };
-        let mut url = url::Url::parse(&target.endpoint).map_err(|e| Failure {
-            status: None,
-            error: format!("the GA4 endpoint is not a URL: {e}"),
-            retry: false,
-        })?;
+        let mut url = self.permitted_url(&target.endpoint).await?;
         url.query_pairs_mut()
             .append_pair("measurement_id", &target.measurement_id)
             .append_pair("api_secret", target.api_secret.expose_secret());

@@ -5,7 +5,9 @@
 //! Retry schedule: an event is tried at once, then 10 s, 1 min, 5 min, 30 min, 2 h, 6 h and 12 h
 //! after each failed attempt: 8 attempts over about 21 hours, then the delivery is marked
 //! failed. Any answer but 2xx is a failure (redirects are not followed), as is no answer
-//! within 10 s.
+//! within 10 s. Requests go only where `crate::outbound` permits, and a failure is recorded
+//! as a status line the account may read (`HTTP 500 Internal Server Error`, `connection
+//! refused`), never the receiver's body; the full error is logged for the operator.
 
 use std::time::Duration;
 
@@ -14,10 +16,12 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 use tracing::Instrument;
+use url::Url;
 
 use super::{
     EVENT_ID_HEADER, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, loggable_url, sign,
 };
+use crate::outbound::{Blocked, Outbound, failure_line, status_line};
 use crate::storage::{
     DueDelivery, DueGa4Event, OutboundEvent, OutboundQueue, Storage, StorageError,
 };
@@ -45,8 +49,6 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 const BATCH: i64 = 64;
 /// Requests in flight at once, so one slow receiver does not hold up everyone else's events.
 const CONCURRENCY: usize = 16;
-/// How much of a failing receiver's answer is kept in `last_error`.
-const ERROR_BODY_BYTES: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
@@ -60,6 +62,7 @@ pub struct Webhooks {
     pub(super) storage: Storage,
     pub(super) clock: SharedClock,
     pub(super) client: reqwest::Client,
+    pub(super) outbound: Outbound,
     pub(super) wake: Notify,
     /// One pass at a time on this instance: `run_due_now` returns only once every event due
     /// when it was called has been tried here (tests rely on it).
@@ -79,24 +82,29 @@ struct Event<'a> {
 /// Why one attempt failed: the receiver's status if it answered, and a short reason.
 pub(super) struct Failure {
     pub(super) status: Option<u16>,
+    /// What the account reads in `last_error`: a status line, nothing the receiver sent.
     pub(super) error: String,
+    /// The whole error, for the operator's log only.
+    pub(super) detail: Option<String>,
     /// False when trying again cannot help: the message is given up now.
     pub(super) retry: bool,
 }
 
 impl Webhooks {
-    pub fn new(storage: Storage, clock: SharedClock) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
+    /// `outbound` decides where requests may go (and follows no redirect: a redirected POST
+    /// may turn into a GET or land somewhere the account never named).
+    pub fn new(storage: Storage, clock: SharedClock, outbound: Outbound) -> reqwest::Result<Self> {
+        let client = outbound
+            .client_builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
-            // A redirected POST may turn into a GET or land somewhere the account never named.
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             storage,
             clock,
             client,
+            outbound,
             wake: Notify::new(),
             pass: Mutex::new(()),
         })
@@ -151,6 +159,11 @@ impl Webhooks {
             idempotency_key,
             payload,
         })
+    }
+
+    /// Where outbound requests may go: handlers check a URL with it before saving it.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// Wakes the worker for events queued without `enqueue`.
@@ -227,6 +240,7 @@ impl Webhooks {
                         attempt,
                         status = failure.status,
                         error = %failure.error,
+                        detail = failure.detail.as_deref().unwrap_or_default(),
                         retry_in_secs = retry_in.map(Duration::as_secs),
                         "{} attempt failed",
                         due.what()
@@ -252,12 +266,35 @@ impl Webhooks {
         .await
     }
 
+    /// `raw` as a URL, if `crate::outbound` lets a request go there.
+    pub(super) async fn permitted_url(&self, raw: &str) -> Result<Url, Failure> {
+        let url = Url::parse(raw).map_err(|e| Failure {
+            status: None,
+            error: format!("not a valid URL: {e}"),
+            detail: None,
+            retry: false,
+        })?;
+        self.outbound
+            .check_before_send(&url)
+            .await
+            .map_err(|blocked: Blocked| Failure {
+                status: None,
+                error: blocked.to_string(),
+                detail: None,
+                // An address cannot change; a name may resolve elsewhere by the next attempt.
+                retry: matches!(url.host(), Some(url::Host::Domain(_))),
+            })?;
+        Ok(url)
+    }
+
     async fn send(&self, delivery: &DueDelivery) -> Result<u16, Failure> {
         let data = serde_json::from_str(&delivery.payload).map_err(|e| Failure {
             status: None,
             error: format!("the stored payload is not JSON: {e}"),
+            detail: None,
             retry: true,
         })?;
+        let url = self.permitted_url(&delivery.url).await?;
         let body = serde_json::to_vec(&Event {
             id: &delivery.id,
             event_type: &delivery.event_type,
@@ -273,7 +310,7 @@ impl Webhooks {
         };
         let sent = self
             .client
-            .post(&delivery.url)
+            .post(url)
             .header(CONTENT_TYPE, "application/json")
             .header(EVENT_ID_HEADER, &delivery.id)
             .header(IDEMPOTENCY_KEY_HEADER, &delivery.idempotency_key)
@@ -327,35 +364,29 @@ impl Due {
     }
 }
 
-/// The receiver's answer: its status if 2xx, else why not.
+/// The receiver's answer: its status if 2xx, else why not (its status line; the body is
+/// never read: an internal service's answer must not reach the account).
 pub(super) async fn answer(sent: reqwest::Result<reqwest::Response>) -> Result<u16, Failure> {
     let response = sent.map_err(|e| Failure {
         status: None,
-        error: describe(e),
+        error: failure_line(&e, REQUEST_TIMEOUT.as_secs()),
+        detail: Some(describe(e)),
         retry: true,
     })?;
     let status = response.status();
     if status.is_success() {
         return Ok(status.as_u16());
     }
-    let answer = first_bytes(response, ERROR_BODY_BYTES).await;
-    let mut error = format!("HTTP {status}");
-    if !answer.trim().is_empty() {
-        error.push_str(": ");
-        error.push_str(answer.trim());
-    }
     Err(Failure {
         status: Some(status.as_u16()),
-        error,
+        error: status_line(status),
+        detail: None,
         retry: true,
     })
 }
 
 /// A transport error in words, with its causes, without its URL (which may carry a token).
 fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        return format!("no answer within {} s", REQUEST_TIMEOUT.as_secs());
-    }
     let e = e.without_url();
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(&e);
@@ -365,17 +396,4 @@ fn describe(e: reqwest::Error) -> String {
         cause = c.source();
     }
     text
-}
-
-/// Up to `limit` bytes of a response body, as text, for the delivery's `last_error`.
-async fn first_bytes(mut response: reqwest::Response, limit: usize) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < limit {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    bytes.truncate(limit);
-    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -5,15 +5,19 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::calls::{CALLER, property, twilio_app};
+use switchboard::changes::Change;
+use switchboard::domain::{Ga4Patch, Ga4Settings};
+
+use crate::calls::{CALLER, PUBLIC, TOKEN, property, twilio_app};
 use crate::helpers::{Backend, TestApp, Visit, error_of};
+use crate::outbound::{RecordingProxy, strict_app};
 use crate::outcomes::call_through;
 use crate::webhooks::{LogBuffer, Receiver, deliver};
 
 const API_SECRET: &str = "mp-secret-Xy12Zq";
 const CLIENT_ID: &str = "1234567890.1700000000";
 
-async fn patch_property(
+pub(crate) async fn patch_property(
     app: &TestApp,
     key: &str,
     property_id: &str,
@@ -335,4 +339,48 @@ async fn ga4_logs_never_show_the_api_secret() {
         "the API secret leaked into: {text}"
     );
     receiver.stop().await;
+}
+
+#[tokio::test]
+async fn a_ga4_endpoint_saved_before_the_rules_is_refused_at_delivery() {
+    let (logs, _guard) = LogBuffer::capture();
+    let proxy = RecordingProxy::start().await;
+    let settings = [("public_url", PUBLIC), ("twilio_auth_token", TOKEN)];
+    let app = strict_app(Backend::Sqlite, Some(&proxy), &settings)
+        .await
+        .unwrap();
+    let (property_id, key) = property_with_pool(&app, &["+14155550650"]).await;
+    // Written straight to the database, as if saved before internal addresses were refused.
+    let mut property = app
+        .storage
+        .property(&app.account_id, &property_id)
+        .await
+        .unwrap();
+    let patch: Ga4Patch = serde_json::from_value(json!({"measurement_id": "G-TEST1234",
+        "api_secret": API_SECRET, "endpoint": "http://169.254.169.254/mp/collect"}))
+    .unwrap();
+    property.ga4 = Some(Ga4Settings::patched(None, &patch).unwrap());
+    app.storage
+        .update_property_settings(&app.account_id, &property)
+        .await
+        .unwrap();
+    app.state
+        .changes
+        .announce(&[Change::Routes, Change::Property(property_id.clone())])
+        .await;
+
+    let number = visit(&app, &key, Some(CLIENT_ID)).await;
+    let call = call_through(&app, "CAmetadata", CALLER, &number, 75).await;
+    completed(&app, &call).await;
+    deliver(&app).await;
+    let text = logs.text();
+    assert!(
+        text.contains("address refused: link-local (cloud metadata)"),
+        "{text}"
+    );
+    assert_eq!(
+        proxy.seen(),
+        Vec::<String>::new(),
+        "nothing left the service"
+    );
 }

@@ -152,6 +152,9 @@ pub async fn start_app(
         ("alert_interval_secs", "3600"),
         // No test reaches Twilio: the tests of the ownership proof name their own fake Twilio.
         ("twilio_api_base", "off"),
+        // Test receivers listen on loopback, which outbound requests may not reach by default;
+        // `tests/api/outbound.rs` sets this to "" to see them refused.
+        ("outbound_allow", "127.0.0.0/8,::1"),
     ];
     pairs.extend_from_slice(extra);
     let settings = Settings::from_pairs(pairs).expect("test settings are valid");

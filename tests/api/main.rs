@@ -27,6 +27,7 @@ mod instances;
 mod keys;
 mod live;
 mod openapi;
+mod outbound;
 mod outcomes;
 mod pools;
 mod properties;
