@@ -68,6 +68,7 @@ struct RawSettings {
     #[serde(default, deserialize_with = "string_or_list")]
     forward_countries: Vec<String>,
     number_quarantine_days: u32,
+    #[serde(default, deserialize_with = "string_or_list")]
     outbound_allow: Vec<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
     outbound_proxy: Option<String>,
