@@ -15,6 +15,7 @@ pub mod geo;
 pub mod http;
 pub mod live;
 pub mod outbound;
+pub mod private_files;
 pub mod redis_client;
 pub mod relay;
 pub mod reports;

@@ -216,7 +216,7 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
         return read(path);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        crate::private_files::create_private_dir(dir)
             .with_context(|| format!("creating the folder of {}", path.display()))?;
     }
     let key: [u8; 32] = rand::random();

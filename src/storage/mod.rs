@@ -33,6 +33,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use migrations::MIGRATOR;
 
+use crate::private_files::{create_private_dir, private_file_options};
+
 pub use accounts::TelephonyCredentials;
 pub use alerts::{AlertKey, AlertState, CallActivity, PoolCounts, WatchedProperty};
 pub use api_keys::{ApiKeyInfo, LAST_USED_EVERY_MS};
@@ -227,11 +229,21 @@ fn prepare_sqlite_url(url: &str) -> StorageResult<String> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .ok_or(StorageError::UnsupportedUrl)?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:"
-        && let Some(dir) = Path::new(path).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(StorageError::CreateDir)?;
+    if path != ":memory:" && !path.is_empty() {
+        let file = Path::new(path);
+        if let Some(dir) = file.parent() {
+            create_private_dir(dir).map_err(StorageError::CreateDir)?;
+        }
+        // Created here, 0600, rather than by SQLite with the umask's mode; SQLite gives its
+        // -wal and -shm files the database file's mode.
+        if !file.exists() {
+            private_file_options()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(file)
+                .map_err(StorageError::CreateDir)?;
+        }
     }
     let query = if query.contains("mode=") {
         query.to_owned()

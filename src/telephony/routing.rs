@@ -262,7 +262,7 @@ fn write_snapshot(path: &Path, table: &HashMap<String, RouteRow>) -> io::Result<
 /// the new content whole.
 pub(crate) fn write_private_file(path: &Path, content: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    crate::private_files::create_private_dir(dir)?;
     let tmp = path.with_extension("json.tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;

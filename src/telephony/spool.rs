@@ -24,7 +24,9 @@
 //! synced too, since `fdatasync` covers the whole file.)
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+
+use crate::private_files::{create_private_dir, private_file_options};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -110,10 +112,10 @@ pub struct Spool<T> {
 impl<T: Serialize + DeserializeOwned> Spool<T> {
     /// Opens (or creates) the spool in `dir`, cutting off a torn last line.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let path = dir.join("calls.spool");
         let done_path = dir.join("calls.spool.done");
-        let mut file = OpenOptions::new()
+        let mut file = private_file_options()
             .create(true)
             .read(true)
             .append(true)
@@ -406,7 +408,11 @@ fn read_seq_floor(dir: &Path) -> io::Result<u64> {
 fn write_atomically(path: &Path, content: &str, durable: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp)?;
+        let mut f = private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(content.as_bytes())?;
         if durable {
             f.sync_all()?;
@@ -421,6 +427,8 @@ fn write_atomically(path: &Path, content: &str, durable: bool) -> io::Result<()>
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+
     use super::*;
 
     #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]

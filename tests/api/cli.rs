@@ -405,3 +405,57 @@ fn account_keys_are_issued_listed_and_revoked_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no account nobody"));
 }
+
+/// The embedded default's data folder holds tenants' carrier tokens and callers' numbers:
+/// everything the service creates in it is its user's own (folders 0700, files 0600), whatever
+/// the umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_and_everything_in_it_are_the_users_own() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let account = created_account(dir.path(), "Acme");
+    let key = account["api_key"].as_str().unwrap();
+    let mut child = switchboard(dir.path(), &[("SWITCHBOARD_BIND", bind.as_str())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_up(port, &mut child).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .put(format!("http://{bind}/v1/account/telephony"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "twilio_account_sid": "AC0123456789abcdef0123456789abcdef",
+            "twilio_auth_token": "a-tenant-token-of-its-own-0042"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_server_error());
+    terminate(&mut child);
+    let _ = child.wait();
+
+    let data = dir.path().join("data");
+    let mut seen = Vec::new();
+    let mut stack = vec![data.clone()];
+    while let Some(path) = stack.pop() {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        if path.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        } else {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        }
+        seen.push(path.strip_prefix(&data).unwrap().display().to_string());
+    }
+    for expected in ["switchboard.db", "spool", "spool/calls.spool"] {
+        assert!(seen.iter().any(|p| p == expected), "{expected} in {seen:?}");
+    }
+}
