@@ -68,6 +68,8 @@ struct RawSettings {
     #[serde(default, deserialize_with = "string_or_list")]
     forward_countries: Vec<String>,
     number_quarantine_days: u32,
+    #[serde(default)]
+    numbers_must_be_owned: bool,
     #[serde(default, deserialize_with = "string_or_list")]
     outbound_allow: Vec<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
@@ -100,6 +102,7 @@ impl Default for RawSettings {
             work_lease_secs: crate::work::DEFAULT_TTL.as_secs(),
             forward_countries: Vec::new(),
             number_quarantine_days: 30,
+            numbers_must_be_owned: false,
             outbound_allow: Vec::new(),
             outbound_proxy: None,
         }
@@ -158,6 +161,9 @@ pub struct Settings {
     /// Days a retired number stays with its account: nobody else can add it meanwhile (and so
     /// receive the account's former callers).
     pub number_quarantine_days: u32,
+    /// Numbers added to pools must be owned by the account's Twilio account (or, for an account
+    /// without one, the operator's), as Twilio's API says.
+    pub numbers_must_be_owned: bool,
     /// Internal destinations outbound requests (webhooks, GA4) may reach nonetheless.
     pub outbound_allow: OutboundAllow,
     /// An egress proxy for every outbound request; may carry credentials.
@@ -453,6 +459,12 @@ impl RawSettings {
                 Some(url)
             }
         };
+        if self.numbers_must_be_owned && twilio_api_base.is_none() {
+            return Err(invalid(
+                "numbers_must_be_owned",
+                "needs Twilio's API to ask: SWITCHBOARD_TWILIO_API_BASE cannot be `off`",
+            ));
+        }
         let [secrets_key, secrets_key_previous] = [
             ("secrets_key", self.secrets_key),
             ("secrets_key_previous", self.secrets_key_previous),
@@ -505,6 +517,7 @@ impl RawSettings {
             work_lease_secs: self.work_lease_secs,
             forward_countries,
             number_quarantine_days: self.number_quarantine_days,
+            numbers_must_be_owned: self.numbers_must_be_owned,
             outbound_allow,
             outbound_proxy,
         })

@@ -95,6 +95,7 @@ pub async fn create_pool(
         numbers: &body.numbers,
         monthly_cost: body.monthly_cost,
     })?;
+    check_owned(&state, account.id(), &new.numbers).await?;
     let pool = state
         .storage
         .create_pool(
@@ -201,6 +202,7 @@ pub async fn add_numbers(
         );
     }
     let monthly_cost = parse_cost(body.monthly_cost)?;
+    check_owned(&state, account.id(), &numbers).await?;
     let added = state
         .storage
         .add_numbers(
@@ -393,4 +395,75 @@ pub(super) async fn health_of(
         recommended_size: recommended_size(busy_load, target),
         formula: "Erlang B: B(0)=1, B(n)=A*B(n-1)/(n+A*B(n-1)); A = the busy hour's load (numbers leased on average in the busiest hour of the day, averaged over the window's days); recommended = smallest n with B(n) <= target",
     })
+}
+
+/// With `SWITCHBOARD_NUMBERS_MUST_BE_OWNED`, an account adds only numbers its own Twilio account
+/// owns (the operator's, for an account without one), as Twilio's API says: nobody can put
+/// into a pool, and so take the calls of, a number that is someone else's.
+async fn check_owned(
+    state: &AppState,
+    account_id: &str,
+    numbers: &[crate::domain::PhoneNumber],
+) -> Result<(), ApiError> {
+    use futures_util::{StreamExt, TryStreamExt};
+    use secrecy::ExposeSecret;
+
+    use crate::telephony::twilio_api::{Proof, owns_number};
+
+    let (true, Some(api_base)) = (
+        state.settings.numbers_must_be_owned,
+        &state.settings.twilio_api_base,
+    ) else {
+        return Ok(());
+    };
+    let own = state
+        .credentials
+        .resolve_account(account_id, &state.storage)
+        .await
+        .and_then(|c| Some((c.twilio_account_sid?, c.twilio_auth_token?)));
+    let (sid, token) = match (
+        own,
+        &state.settings.twilio_account_sid,
+        &state.settings.twilio_auth_token,
+    ) {
+        (Some(pair), _, _) => pair,
+        (None, Some(sid), Some(token)) => {
+            (sid.as_str().to_owned(), token.expose_secret().to_owned())
+        }
+        (None, _, _) => {
+            return Err(crate::domain::FieldError::new(
+                "numbers",
+                "this service takes only numbers a Twilio account of yours owns: connect it \
+                 first (PUT /v1/account/telephony)",
+            )
+            .into());
+        }
+    };
+    futures_util::stream::iter(numbers.iter().enumerate())
+        .map(|(i, number)| {
+            let (sid, token) = (&sid, &token);
+            async move {
+                match owns_number(api_base, sid, token, number.as_str()).await {
+                    Proof::Owned => Ok(()),
+                    Proof::Refused => Err(crate::domain::FieldError::new(
+                        format!("numbers[{i}]"),
+                        format!("{number} is not a number of the Twilio account {sid}"),
+                    )
+                    .into()),
+                    Proof::Unknown(why) => {
+                        tracing::warn!(why, "Twilio's API could not say who owns a number");
+                        Err(ApiError::new(
+                            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "twilio_unreachable",
+                            "Twilio's API could not confirm who owns the numbers; nothing was \
+                             added, retry shortly",
+                        ))
+                    }
+                }
+            }
+        })
+        .buffered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }

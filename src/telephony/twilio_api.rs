@@ -1,5 +1,7 @@
-//! Twilio's REST API, asked one thing: whether an auth token is the token of an account SID,
-//! before an account may connect that Twilio account as its own. Twilio answers
+//! Twilio's REST API, asked two things: whether an auth token is the token of an account SID,
+//! before an account may connect that Twilio account as its own; and, when the operator
+//! requires it (`SWITCHBOARD_NUMBERS_MUST_BE_OWNED`), whether a Twilio account owns a number an
+//! account adds to a pool. Twilio answers
 //! `GET /2010-04-01/Accounts/{sid}.json` under HTTP basic auth (sid, token) with 200 for the
 //! right token and 401 otherwise. The token goes in the request's header only, never a log.
 
@@ -23,16 +25,52 @@ pub enum Proof {
     Unknown(String),
 }
 
-/// Asks Twilio (at `api_base`) whether `token` is `sid`'s auth token.
-pub async fn prove_ownership(api_base: &Url, sid: &TwilioAccountSid, token: &str) -> Proof {
-    let client = match reqwest::Client::builder()
+fn client() -> Result<reqwest::Client, Proof> {
+    reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-    {
+        .map_err(|e| Proof::Unknown(format!("building the client: {e}")))
+}
+
+/// Asks Twilio (at `api_base`) whether the Twilio account `sid` (with its `token`) has `number`
+/// (E.164) among its incoming phone numbers: `Owned`, `Refused` (it does not), or `Unknown`
+/// (no answer that tells, the credentials refused included).
+pub async fn owns_number(api_base: &Url, sid: &str, token: &str, number: &str) -> Proof {
+    let client = match client() {
         Ok(client) => client,
-        Err(e) => return Proof::Unknown(format!("building the client: {e}")),
+        Err(unknown) => return unknown,
+    };
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("PhoneNumber", number)
+        .finish();
+    let url = format!(
+        "{}/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?{query}",
+        api_base.as_str().trim_end_matches('/')
+    );
+    let res = match client.get(url).basic_auth(sid, Some(token)).send().await {
+        Ok(res) => res,
+        Err(e) => return Proof::Unknown(e.without_url().to_string()),
+    };
+    if !res.status().is_success() {
+        return Proof::Unknown(format!("Twilio answered {}", res.status()));
+    }
+    match res.json::<serde_json::Value>().await {
+        Ok(page) => match page["incoming_phone_numbers"].as_array() {
+            Some(found) if found.iter().any(|n| n["phone_number"] == number) => Proof::Owned,
+            Some(_) => Proof::Refused,
+            None => Proof::Unknown("Twilio's answer lists no incoming_phone_numbers".into()),
+        },
+        Err(e) => Proof::Unknown(e.without_url().to_string()),
+    }
+}
+
+/// Asks Twilio (at `api_base`) whether `token` is `sid`'s auth token.
+pub async fn prove_ownership(api_base: &Url, sid: &TwilioAccountSid, token: &str) -> Proof {
+    let client = match client() {
+        Ok(client) => client,
+        Err(unknown) => return unknown,
     };
     let url = format!(
         "{}/2010-04-01/Accounts/{sid}.json",

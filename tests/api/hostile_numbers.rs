@@ -151,3 +151,146 @@ async fn calls_are_never_forwarded_to_premium_rate_or_unallowed_countries() {
     )
     .await;
 }
+
+const OPERATOR_SID: &str = "AC00000000000000000000000000000001";
+const OPERATOR_TOKEN: &str = "operator-token-0000000000000001";
+const A_SID: &str = "AC0000000000000000000000000000000a";
+const A_TOKEN: &str = "account-a-token-00000000000000a";
+
+/// A stand-in for Twilio's API on 127.0.0.1: each Twilio account (sid, token) owns numbers.
+/// `GET /2010-04-01/Accounts/{sid}.json` proves a token; `.../IncomingPhoneNumbers.json
+/// ?PhoneNumber=` lists the account's number if it has it. Wrong credentials: 401.
+async fn fake_twilio(
+    accounts: &'static [(&'static str, &'static str, &'static [&'static str])],
+) -> String {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use base64::Engine;
+
+    fn account_of(
+        req: &HttpRequest,
+        accounts: &'static [(&'static str, &'static str, &'static [&'static str])],
+        sid: &str,
+    ) -> Option<&'static [&'static str]> {
+        let presented = req
+            .headers()
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Basic ")?;
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(presented)
+            .ok()?;
+        let pair = String::from_utf8(pair).ok()?;
+        accounts
+            .iter()
+            .find(|(s, t, _)| *s == sid && pair == format!("{s}:{t}"))
+            .map(|(_, _, numbers)| *numbers)
+    }
+    let server = HttpServer::new(move || {
+        App::new()
+            .route(
+                "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json",
+                web::get().to(move |req: HttpRequest, sid: web::Path<String>| async move {
+                    let Some(numbers) = account_of(&req, accounts, &sid) else {
+                        return HttpResponse::Unauthorized().finish();
+                    };
+                    let wanted = url::form_urlencoded::parse(req.query_string().as_bytes())
+                        .find(|(k, _)| k == "PhoneNumber")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    let found: Vec<Value> = numbers
+                        .iter()
+                        .filter(|n| **n == wanted)
+                        .map(|n| json!({"phone_number": n}))
+                        .collect();
+                    HttpResponse::Ok().json(json!({"incoming_phone_numbers": found}))
+                }),
+            )
+            .route(
+                "/2010-04-01/Accounts/{file}",
+                web::get().to(
+                    move |req: HttpRequest, file: web::Path<String>| async move {
+                        match account_of(&req, accounts, file.trim_end_matches(".json")) {
+                            Some(_) => HttpResponse::Ok().json(json!({"status": "active"})),
+                            None => HttpResponse::Unauthorized().finish(),
+                        }
+                    },
+                ),
+            )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn with_ownership_required_an_account_adds_only_numbers_its_twilio_account_owns() {
+    static ACCOUNTS: &[(&str, &str, &[&str])] = &[
+        (OPERATOR_SID, OPERATOR_TOKEN, &["+14155550640"]),
+        (A_SID, A_TOKEN, &["+14155550650"]),
+    ];
+    let twilio = fake_twilio(ACCOUNTS).await;
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("numbers_must_be_owned", "true"),
+            ("public_url", "https://calls.example.com"),
+            ("twilio_api_base", twilio.as_str()),
+            ("twilio_account_sid", OPERATOR_SID),
+            ("twilio_auth_token", OPERATOR_TOKEN),
+        ],
+    )
+    .await
+    .unwrap();
+    let a = app.api_key.clone();
+    let res = app
+        .put(
+            "/v1/account/telephony",
+            &a,
+            &json!({"twilio_account_sid": A_SID, "twilio_auth_token": A_TOKEN}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let b = app.new_account_key("Account B").await;
+    let pool = |key: &str, number: &str| {
+        let key = key.to_owned();
+        let number = number.to_owned();
+        let app = &app;
+        async move {
+            let property = app.create_property(&key).await;
+            app.post(
+                &format!("/v1/properties/{}/pools", property["id"].as_str().unwrap()),
+                &key,
+                &json!({"name": "P", "kind": "session", "numbers": [number]}),
+            )
+            .await
+        }
+    };
+    // B has no Twilio account of its own: the operator's numbers only, never A's.
+    let err = refused(pool(&b, "+14155550650").await, "numbers[0]").await;
+    assert!(
+        err["message"].as_str().unwrap().contains(OPERATOR_SID),
+        "{err}"
+    );
+    assert_eq!(pool(&b, "+14155550640").await.status(), StatusCode::CREATED);
+    // A: its own Twilio account's numbers, not the operator's.
+    refused(pool(&a, "+14155550641").await, "numbers[0]").await;
+    assert_eq!(pool(&a, "+14155550650").await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn ownership_cannot_be_required_without_twilios_api() {
+    let err = switchboard::config::Settings::from_pairs([
+        ("numbers_must_be_owned", "true"),
+        ("twilio_api_base", "off"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("SWITCHBOARD_NUMBERS_MUST_BE_OWNED"),
+        "{err}"
+    );
+}
