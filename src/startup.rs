@@ -542,7 +542,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::track_metrics))
             .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<http::request_log::RequestSpan>::new())
     })
     .listen(listener)?
     .shutdown_timeout(shutdown)
