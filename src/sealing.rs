@@ -43,13 +43,22 @@ struct Key {
     /// The first 8 hex digits of the key's SHA-256: which key sealed a value.
     id: String,
     cipher: XChaCha20Poly1305,
+    /// A key of its own for fingerprints of erased callers, derived from this one.
+    fingerprints: [u8; 32],
 }
+
+/// What derives the fingerprint key from the sealing key (or stands in without one).
+const FINGERPRINT_CONTEXT: &[u8] = b"switchboard/caller-fingerprints/v1";
 
 impl Key {
     fn new(bytes: &[u8; 32]) -> Self {
+        let mut fingerprints = Sha256::new();
+        fingerprints.update(FINGERPRINT_CONTEXT);
+        fingerprints.update(bytes);
         Self {
             id: hex::encode(&Sha256::digest(bytes)[..4]),
             cipher: XChaCha20Poly1305::new_from_slice(bytes).expect("32-byte key"),
+            fingerprints: fingerprints.finalize().into(),
         }
     }
 }
@@ -108,6 +117,16 @@ impl Sealer {
                 );
                 Ok(Self::default())
             }
+        }
+    }
+
+    /// The key of erased callers' fingerprints (`crate::storage` keeps an erased number only as
+    /// a keyed hash): derived from the current sealing key, so a copy of the database alone
+    /// cannot test numbers against it; without a key, a fixed one (a plain hash, in effect).
+    pub fn fingerprint_key(&self) -> [u8; 32] {
+        match &self.current {
+            Some(key) => key.fingerprints,
+            None => Sha256::digest(FINGERPRINT_CONTEXT).into(),
         }
     }
 

@@ -78,6 +78,8 @@ impl Application {
         )
         .await
         .with_context(|| format!("connecting to {}", settings.database_url_redacted()))?;
+        let sealer = Sealer::from_settings(&settings).context("SWITCHBOARD_SECRETS_KEY")?;
+        let storage = storage.with_fingerprint_key(sealer.fingerprint_key());
         let schema_check = if database_reachable {
             check_schema(&storage, settings.migrate_on_start).await?;
             None
@@ -170,7 +172,6 @@ impl Application {
             settings.spool_dir.join(ROUTES_SNAPSHOT),
         ));
         routes.load(&storage, database_reachable).await;
-        let sealer = Sealer::from_settings(&settings).context("SWITCHBOARD_SECRETS_KEY")?;
         let credentials = Arc::new(CredentialsTable::with_snapshot(
             settings.spool_dir.join(CREDENTIALS_SNAPSHOT),
             Arc::new(sealer),
@@ -541,7 +542,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::track_metrics))
             .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<http::request_log::RequestSpan>::new())
     })
     .listen(listener)?
     .shutdown_timeout(shutdown)

@@ -233,14 +233,27 @@ async fn detail(
     })
 }
 
+/// What an erasure changed, place by place (each count is of this account's records only).
 #[derive(Serialize, ToSchema)]
 pub struct Erased {
     /// Calls from which the caller's number, name, ZIP code and recordings were removed.
     pub erased_calls: u64,
+    /// Outbound webhook deliveries naming the caller (queued, or kept for the delivery
+    /// history) rewritten without the number: queued ones are sent that way.
+    pub webhook_deliveries: u64,
+    /// GA4 events naming the number, rewritten without it (they carry no caller number, so
+    /// this is 0 unless a campaign or source spelled it).
+    pub ga4_events: u64,
+    /// Call events in the spool of the instance that answered that named the caller: stored
+    /// erased and cut from the file. Other instances cut theirs within a second or two.
+    pub spool_events: u64,
 }
 
-/// Erases a caller (GDPR): their number, name, ZIP code and recording references are removed
-/// from every call of the account. Reports keep counting the calls, and the caller once.
+/// Erases a caller (GDPR) from everything the service keeps of the account: their number,
+/// name, ZIP code and recording references leave every call, queued and past webhook
+/// deliveries and GA4 events, and the call spool; call events still on their way land erased.
+/// Other accounts' calls from the same number are untouched. Reports keep counting the calls,
+/// and the caller once.
 #[utoipa::path(
     tag = "calls",
     params(("e164" = super::formats::E164, Path, description = "The caller's number (the `+` percent-encoded as `%2B`)")),
@@ -254,12 +267,29 @@ pub async fn erase_caller(
     number: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let number = PhoneNumber::parse("e164", &number)?;
-    let erased_calls = state
+    let erased = state
         .storage
-        .erase_caller(account.id(), number.as_str())
+        .erase_caller(account.id(), number.as_str(), state.clock.now_ms())
         .await?;
-    tracing::info!(account_id = %account.id(), erased_calls, "a caller was erased");
-    Ok(HttpResponse::Ok().json(Erased { erased_calls }))
+    let spool_events = state
+        .calls
+        .forget_caller(&state.storage, account.id(), number.as_str())
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(
+        account_id = %account.id(),
+        erased_calls = erased.calls,
+        webhook_deliveries = erased.webhook_deliveries,
+        ga4_events = erased.ga4_events,
+        spool_events,
+        "a caller was erased"
+    );
+    Ok(HttpResponse::Ok().json(Erased {
+        erased_calls: erased.calls,
+        webhook_deliveries: erased.webhook_deliveries,
+        ga4_events: erased.ga4_events,
+        spool_events: spool_events as u64,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

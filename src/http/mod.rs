@@ -19,6 +19,7 @@ pub mod openapi;
 mod pools;
 mod properties;
 mod reports;
+pub mod request_log;
 pub mod session;
 pub mod snippet;
 mod telephony;

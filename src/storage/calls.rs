@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::erasure::erase_call;
 use super::rollups::{mark_provider_call, mark_provider_calls};
 use super::{Storage, StorageResult, new_id};
 use crate::domain::{CallOutcome, CallStatus, Outcome};
@@ -163,14 +164,16 @@ const INSERT_CALL: &str = "INSERT INTO calls (id, account_id, property_id, pool_
 
 impl Storage {
     /// Applies spool records `(seq, event)` in one transaction. Applying a record twice (a
-    /// provider retry, or a replay after a crash) changes nothing.
+    /// provider retry, or a replay after a crash) changes nothing. An event of a caller erased
+    /// before its call began lands erased (`erasure.rs`); returns how many did.
     pub async fn apply_call_events(
         &self,
         events: &[(u64, CallEvent)],
         now: Millis,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<usize> {
         let mut tx = self.begin().await?;
-        for (seq, event) in events {
+        let erased = self.erasures_of(&mut tx, events).await?;
+        for (i, (seq, event)) in events.iter().enumerate() {
             match event {
                 CallEvent::Started(c) => {
                     // The hour it was filed under, if a callback created it with an estimate.
@@ -270,6 +273,9 @@ impl Storage {
                     .await?;
                 }
             }
+            if let Some(erasure) = erased.get(&i) {
+                erase_call(&mut tx, event.call(), erasure).await?;
+            }
         }
         // The hours the calls are filed under now, marked once for the batch and last: every
         // write of a property-hour's calls takes that mark's row, so marking per event held it
@@ -292,7 +298,20 @@ impl Storage {
             mark_provider_calls(&mut tx, chunk, now).await?;
         }
         tx.commit().await?;
-        Ok(())
+        // Again after the commit: an erasure committed while this transaction ran swept the
+        // calls without seeing these rows, and these rows did not see it.
+        if events.iter().all(|(_, e)| e.call().caller_number.is_none()) {
+            return Ok(0);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mut landed_erased = erased.len();
+        for (i, erasure) in self.erasures_of(&mut conn, events).await? {
+            if !erased.contains_key(&i) {
+                erase_call(&mut conn, events[i].1.call(), &erasure).await?;
+                landed_erased += 1;
+            }
+        }
+        Ok(landed_erased)
     }
 
     /// How many calls wait for attribution, and when the oldest of them started.
@@ -386,24 +405,6 @@ impl Storage {
             .as_ref()
             .map(call_from_row)
             .transpose()
-    }
-
-    /// Erases a caller from every call of the account (their number, name, street-level
-    /// location and recordings), leaving a random stand-in so counts of unique callers hold.
-    /// Returns how many calls were changed.
-    pub async fn erase_caller(&self, account_id: &str, number: &str) -> StorageResult<u64> {
-        let stand_in = format!("erased:{}", uuid::Uuid::new_v4().simple());
-        let done = sqlx::query(
-            "UPDATE calls SET caller_number = NULL, caller_name = NULL, caller_zip = NULL, \
-             recording_url = NULL, recording_sid = NULL, caller_key = $1 \
-             WHERE account_id = $2 AND caller_number = $3",
-        )
-        .bind(stand_in)
-        .bind(account_id)
-        .bind(number)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
     }
 }
 

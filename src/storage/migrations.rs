@@ -36,6 +36,7 @@ const FILES: &[(&str, &str)] = embed![
     "0014_number_quarantine.sql",
     "0015_outbound_errors_as_status_lines.sql",
     "0016_api_key_names.sql",
+    "0017_caller_erasures.sql",
 ];
 
 pub(super) static MIGRATOR: LazyLock<Migrator> =

@@ -11,6 +11,7 @@ mod api_keys;
 mod attribution;
 mod calls;
 mod dashboard;
+mod erasure;
 mod error;
 mod exports;
 mod ga4;
@@ -40,6 +41,7 @@ pub use alerts::{AlertKey, AlertState, CallActivity, PoolCounts, WatchedProperty
 pub use api_keys::{ApiKeyInfo, LAST_USED_EVERY_MS};
 pub use attribution::{ClaimPhase, Key as AttributionKey};
 pub use calls::{CallAttribution, CallEvent, CallFilter, CallProgress, CallRow, NewCall};
+pub use erasure::Erased;
 pub use error::StorageError;
 pub use exports::ClickedCall;
 pub use ga4::DueGa4Event;
@@ -100,6 +102,8 @@ impl Backend {
 pub struct Storage {
     pool: AnyPool,
     backend: Backend,
+    /// Keys the fingerprints of erased callers (`erasure.rs`).
+    fingerprint_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Storage {
@@ -142,7 +146,7 @@ impl Storage {
     pub async fn connect(url: &str, settings: &PoolSettings) -> StorageResult<Self> {
         let (backend, options, pool) = pool_options(url, settings)?;
         let pool = pool.connect_with(options).await?;
-        Ok(Self { pool, backend })
+        Ok(Self::new(pool, backend))
     }
 
     /// As [`connect`](Self::connect), except that a PostgreSQL server that cannot be reached is
@@ -158,10 +162,25 @@ impl Storage {
             Err(e) if e.is_unreachable() && Backend::from_url(url) == Some(Backend::Postgres) => {
                 let (backend, options, pool) = pool_options(url, settings)?;
                 let pool = pool.connect_lazy_with(options);
-                Ok((Self { pool, backend }, false))
+                Ok((Self::new(pool, backend), false))
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn new(pool: AnyPool, backend: Backend) -> Self {
+        Self {
+            pool,
+            backend,
+            fingerprint_key: crate::sealing::Sealer::default().fingerprint_key(),
+        }
+    }
+
+    /// The key erased callers' fingerprints are made with (`Sealer::fingerprint_key`): every
+    /// instance of one database must use the same.
+    pub fn with_fingerprint_key(mut self, key: [u8; 32]) -> Self {
+        self.fingerprint_key = key;
+        self
     }
 
     /// Applies pending migrations. Safe to run from several instances at once on PostgreSQL

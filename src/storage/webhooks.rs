@@ -362,7 +362,7 @@ pub enum OutboundQueue {
 }
 
 impl OutboundQueue {
-    fn table(self) -> &'static str {
+    pub(super) fn table(self) -> &'static str {
         match self {
             OutboundQueue::Webhooks => "webhook_deliveries",
             OutboundQueue::Ga4 => "ga4_events",

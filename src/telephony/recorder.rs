@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use crate::attribution::Attributor;
 use crate::live::{LiveEvent, LiveHub};
 use crate::storage::{CallEvent, NewCall, Storage};
 use crate::telemetry::Outage;
-use crate::time::SharedClock;
+use crate::time::{Millis, SharedClock};
 use crate::webhooks::Webhooks;
 
 /// A spool line. Lines written before events had kinds hold a bare voice event.
@@ -28,6 +29,13 @@ enum SpoolEntry {
 }
 
 impl SpoolEntry {
+    fn call(&self) -> &NewCall {
+        match self {
+            SpoolEntry::Event(e) => e.call(),
+            SpoolEntry::Legacy(c) => c,
+        }
+    }
+
     fn into_event(self) -> CallEvent {
         match self {
             SpoolEntry::Event(e) => e,
@@ -44,6 +52,10 @@ pub struct CallRecorder {
     replaying: tokio::sync::Mutex<()>,
     /// Events spooled lately, to skip replays of them.
     recent: RecentEvents,
+    /// Stored events whose caller was erased, since the spool was last compacted.
+    landed_erased: AtomicUsize,
+    /// The last erasure (of any account) this instance compacted its spool for.
+    erasures_seen: tokio::sync::Mutex<Option<Millis>>,
 }
 
 /// Spooled events stored per database transaction.
@@ -58,6 +70,8 @@ impl CallRecorder {
             live,
             replaying: tokio::sync::Mutex::new(()),
             recent: RecentEvents::default(),
+            landed_erased: AtomicUsize::new(0),
+            erasures_seen: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -111,14 +125,64 @@ impl CallRecorder {
                 .map(|r| (r.seq, r.event.into_event()))
                 .collect();
             let last = events.last().map_or(0, |(seq, _)| *seq);
-            storage
+            let erased = storage
                 .apply_call_events(&events, self.clock.now_ms())
                 .await?;
+            self.landed_erased.fetch_add(erased, Ordering::Relaxed);
             let spool = self.spool.clone();
             tokio::task::spawn_blocking(move || spool.acknowledge(last)).await??;
             stored += events.len();
         }
         Ok(stored)
+    }
+
+    /// Clears the spool of an erased caller (`DELETE /v1/callers/{e164}` on this instance):
+    /// stores what waits (it lands erased), then cuts every stored record from the file.
+    /// Returns how many records cut named the caller.
+    pub async fn forget_caller(
+        &self,
+        storage: &Storage,
+        account_id: &str,
+        number: &str,
+    ) -> anyhow::Result<usize> {
+        self.replay(storage).await?;
+        let cut = self.compact().await?;
+        Ok(cut
+            .iter()
+            .filter(|r| {
+                let call = r.event.call();
+                call.account_id == account_id && call.caller_number.as_deref() == Some(number)
+            })
+            .count())
+    }
+
+    /// After a replay: once any instance erased a caller, or a stored event's caller had been
+    /// erased, the stored records are cut from the file at once (they may name the caller).
+    async fn forget_erased(&self, storage: &Storage) -> anyhow::Result<()> {
+        let last = storage.last_erasure_at().await?;
+        let mut seen = self.erasures_seen.lock().await;
+        if *seen == last && self.landed_erased.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        self.compact().await?;
+        *seen = last;
+        Ok(())
+    }
+
+    async fn compact(&self) -> anyhow::Result<Vec<super::spool::Record<SpoolEntry>>> {
+        let _no_replay_meanwhile = self.replaying.lock().await;
+        // Counted before the cut: an event stored after it is cut next time.
+        let landed = self.landed_erased.load(Ordering::Relaxed);
+        let spool = self.spool.clone();
+        let cut = tokio::task::spawn_blocking(move || spool.compact()).await??;
+        self.landed_erased.fetch_sub(landed, Ordering::Relaxed);
+        if !cut.is_empty() {
+            tracing::debug!(
+                records = cut.len(),
+                "stored call events cut from the spool after an erasure"
+            );
+        }
+        Ok(cut)
     }
 
     /// Replays whenever an event is recorded, and every second regardless (to retry after an
@@ -146,6 +210,7 @@ impl CallRecorder {
                     if stored > 0 {
                         tracing::debug!(events = stored, "call events stored from the spool");
                     }
+                    me.forget_erased(&storage).await?;
                     attributor.run_pass().await?;
                     attributor.complete_calls(&webhooks).await?;
                     anyhow::Ok(())

@@ -31,7 +31,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -99,8 +99,9 @@ pub struct Spool<T> {
     inner: Mutex<Inner>,
     /// The last sequence number written to the file (every earlier one is written too).
     written: AtomicU64,
-    /// The spool file again, for syncing without holding the writers' lock.
-    sync_file: File,
+    /// The spool file again, for syncing without holding the writers' lock (replaced when
+    /// `compact` renames a new file over the spool).
+    sync_file: RwLock<File>,
     syncs: Mutex<Syncs>,
     sync_done: Condvar,
     /// One acknowledgement at a time (they write the checkpoint file).
@@ -136,7 +137,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
             .into_iter()
             .filter(|&(_, end)| end > done)
             .collect();
-        let sync_file = file.try_clone()?;
+        let sync_file = RwLock::new(file.try_clone()?);
         Ok(Self {
             path,
             done_path,
@@ -219,7 +220,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
             syncs.running = true;
             let through = self.written.load(Ordering::Acquire);
             drop(syncs);
-            let result = self.sync_file.sync_data();
+            let result = self.sync_file.read().expect("lock").sync_data();
             syncs = self.syncs.lock().expect("lock");
             syncs.running = false;
             syncs.count += 1;
@@ -311,6 +312,66 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
             }
         }
         Ok(())
+    }
+
+    /// Cuts every acknowledged record from the file now, however few, keeping the ones still
+    /// waiting, and returns the records cut (an erased caller's number must not wait on disk
+    /// for `COMPACT_AT`). The records kept are copied to a new file, synced, and renamed over
+    /// the spool after the checkpoint is set to 0: a crash before the rename leaves the old
+    /// file read from its start, which only replays records the store holds already (it
+    /// dedupes them); a crash after it leaves the new file and its checkpoint. Appenders wait
+    /// meanwhile.
+    pub fn compact(&self) -> io::Result<Vec<Record<T>>> {
+        let _one_at_a_time = self.acknowledging.lock().expect("lock");
+        let mut inner = self.inner.lock().expect("lock");
+        if inner.done == 0 {
+            return Ok(Vec::new());
+        }
+        let mut bytes = Vec::new();
+        File::open(&self.path)?
+            .take(inner.len)
+            .read_to_end(&mut bytes)?;
+        let done = inner.done;
+        let (stored, kept) = bytes.split_at(done as usize);
+        let cut = stored
+            .split_inclusive(|&b| b == b'\n')
+            .map(|line| {
+                serde_json::from_slice(line)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            })
+            .collect::<io::Result<Vec<Record<T>>>>()?;
+        write_atomically(
+            &self.path.with_extension("spool.seq"),
+            &(inner.next_seq - 1).to_string(),
+            true,
+        )?;
+        write_atomically(&self.done_path, "0", true)?;
+        let fresh = self.path.with_extension("spool.compacting");
+        {
+            let mut f = private_file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&fresh)?;
+            f.write_all(kept)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&fresh, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        inner.file = private_file_options()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        *self.sync_file.write().expect("lock") = inner.file.try_clone()?;
+        inner.len = kept.len() as u64;
+        inner.done = 0;
+        inner.generation += 1;
+        for (_, end) in inner.unacked.iter_mut() {
+            *end -= done;
+        }
+        Ok(cut)
     }
 
     /// How many records wait to be acknowledged (no file read: `/health` asks on every probe).
@@ -547,6 +608,39 @@ mod tests {
         // A late or repeated acknowledgement changes nothing.
         spool.acknowledge(3).unwrap();
         assert_eq!(calls(&spool.pending().unwrap()), [(4, "CA4".into())]);
+    }
+
+    #[test]
+    fn compacting_cuts_the_stored_records_and_keeps_the_waiting_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        for c in ["CA1", "CA2", "CA3"] {
+            spool.append(&ev(c)).unwrap();
+        }
+        assert!(spool.compact().unwrap().is_empty(), "nothing stored yet");
+        spool.acknowledge(2).unwrap();
+        let cut = spool.compact().unwrap();
+        assert_eq!(calls(&cut), [(1, "CA1".into()), (2, "CA2".into())]);
+        let bytes = std::fs::read_to_string(dir.path().join("calls.spool")).unwrap();
+        assert!(!bytes.contains("CA1") && !bytes.contains("CA2"), "{bytes}");
+        assert_eq!(calls(&spool.pending().unwrap()), [(3, "CA3".into())]);
+        assert_eq!(spool.append(&ev("CA4")).unwrap(), 4);
+        spool.acknowledge(3).unwrap();
+        assert_eq!(calls(&spool.pending().unwrap()), [(4, "CA4".into())]);
+        drop(spool);
+
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert_eq!(calls(&spool.pending().unwrap()), [(4, "CA4".into())]);
+        spool.acknowledge(4).unwrap();
+        assert_eq!(
+            calls(&spool.compact().unwrap()),
+            [(3, "CA3".into()), (4, "CA4".into())]
+        );
+        assert!(spool.is_empty());
+        drop(spool);
+        let spool: Spool<Ev> = Spool::open(dir.path()).unwrap();
+        assert!(spool.pending().unwrap().is_empty());
+        assert_eq!(spool.append(&ev("CA5")).unwrap(), 5, "numbering goes on");
     }
 
     #[test]

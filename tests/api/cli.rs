@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard::storage::Storage;
 
 use crate::helpers::{Backend, test_db};
@@ -458,4 +458,132 @@ async fn the_data_folder_and_everything_in_it_are_the_users_own() {
     for expected in ["switchboard.db", "spool", "spool/calls.spool"] {
         assert!(seen.iter().any(|p| p == expected), "{expected} in {seen:?}");
     }
+}
+
+/// The request log names the client by the trusted-proxy rule (a forged `X-Forwarded-For` is
+/// not believed), names no visitor on page views, and never the number of an erased caller.
+#[tokio::test]
+async fn the_request_log_keeps_no_visitor_address_and_no_caller_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let db_url = format!("sqlite://{}/sb.db", dir.path().display());
+    let env = [
+        ("DATABASE_URL", db_url.as_str()),
+        ("SWITCHBOARD_MIGRATE_ON_START", "true"),
+        ("SWITCHBOARD_BIND", bind.as_str()),
+        ("SWITCHBOARD_PUBLIC_URL", "https://calls.example.com"),
+        // Connections from 127.0.0.2 come through a trusted proxy; from 127.0.0.1, not.
+        ("SWITCHBOARD_TRUSTED_PROXIES", "127.0.0.2/32"),
+        ("SWITCHBOARD_LOG_FORMAT", "json"),
+        ("SWITCHBOARD_LOG", "debug"),
+    ];
+    let key = created_account_with(dir.path(), &env);
+    let mut child = switchboard(dir.path(), &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_up(port, &mut child).await;
+    let base = format!("http://{bind}");
+    let direct = reqwest::Client::new();
+    let proxied = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let property: Value = direct
+        .post(format!("{base}/v1/properties"))
+        .bearer_auth(&key)
+        .json(&crate::helpers::property_body())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public_key = property["public_key"].as_str().unwrap();
+    for (client, who) in [(&direct, "untrusted-peer"), (&proxied, "trusted-proxy")] {
+        // Every request claims to come from 203.0.113.7.
+        let send = async |req: reqwest::RequestBuilder, agent: &str| {
+            let res = req
+                .header("user-agent", format!("{who} {agent}"))
+                .header("x-forwarded-for", "203.0.113.7")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{agent}");
+        };
+        let page_view = client
+            .post(format!("{base}/v1/dni/session"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("origin", "https://acme.example")
+            .body(json!({"key": public_key, "url": "https://acme.example/"}).to_string());
+        send(page_view, "page view").await;
+        send(client.get(format!("{base}/dni.js")), "page view").await;
+        let api = client
+            .get(format!("{base}/v1/properties"))
+            .bearer_auth(&key);
+        send(api, "api").await;
+    }
+    let res = direct
+        .delete(format!("{base}/v1/callers/%2B14155559999"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    terminate(&mut child);
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!log.contains("4155559999"), "the erased number: {log}");
+
+    // The span each request's lines carry, by the user agent that sent it.
+    let spans: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| l.get("span").cloned())
+        .filter(|s| s.get("http.route").is_some())
+        .collect();
+    let client_ips = |agent: &str| -> Vec<String> {
+        let ips: Vec<String> = spans
+            .iter()
+            .filter(|s| s["http.user_agent"] == agent)
+            .map(|s| s["http.client_ip"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(!ips.is_empty(), "no line of {agent}'s requests: {log}");
+        ips
+    };
+    for agent in ["untrusted-peer page view", "trusted-proxy page view"] {
+        for ip in client_ips(agent) {
+            assert_eq!(ip, "", "a page view names no visitor: {log}");
+        }
+    }
+    for ip in client_ips("untrusted-peer api") {
+        assert_eq!(ip, "127.0.0.1", "a forged X-Forwarded-For is not believed");
+    }
+    for ip in client_ips("trusted-proxy api") {
+        assert_eq!(ip, "203.0.113.7", "the trusted proxy's client");
+    }
+    let erase = spans
+        .iter()
+        .find(|s| s["http.method"] == "DELETE")
+        .expect("the erasure's lines");
+    assert_eq!(erase["http.target"], "/v1/callers/{e164}");
+    for line in log.lines().filter(|l| l.contains("/v1/dni/session")) {
+        assert!(!line.contains("203.0.113.7"), "{line}");
+    }
+}
+
+/// `account create --json` with `env`: the new account's API key.
+fn created_account_with(dir: &Path, env: &[(&str, &str)]) -> String {
+    let out = run(switchboard(dir, env).args(["account", "create", "--name", "A", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

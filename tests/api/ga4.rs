@@ -14,8 +14,8 @@ use crate::outbound::{RecordingProxy, strict_app};
 use crate::outcomes::call_through;
 use crate::webhooks::{LogBuffer, Receiver, deliver};
 
-const API_SECRET: &str = "mp-secret-Xy12Zq";
-const CLIENT_ID: &str = "1234567890.1700000000";
+pub(crate) const API_SECRET: &str = "mp-secret-Xy12Zq";
+pub(crate) const CLIENT_ID: &str = "1234567890.1700000000";
 
 pub(crate) async fn patch_property(
     app: &TestApp,
@@ -33,7 +33,7 @@ pub(crate) async fn patch_property(
 }
 
 /// A property with a session pool of `numbers`; returns its id and public key.
-async fn property_with_pool(app: &TestApp, numbers: &[&str]) -> (String, String) {
+pub(crate) async fn property_with_pool(app: &TestApp, numbers: &[&str]) -> (String, String) {
     let property = app.create_property(&app.api_key).await;
     let id = property["id"].as_str().unwrap().to_owned();
     app.pool_with(
@@ -45,7 +45,7 @@ async fn property_with_pool(app: &TestApp, numbers: &[&str]) -> (String, String)
 }
 
 /// A new visitor from a Google ad, with the given GA client id; returns the number shown.
-async fn visit(app: &TestApp, key: &str, ga_client_id: Option<&str>) -> String {
+pub(crate) async fn visit(app: &TestApp, key: &str, ga_client_id: Option<&str>) -> String {
     let (status, _, body) = app
         .visit(&Visit {
             url: "https://www.acme.example/?utm_source=google&utm_medium=cpc&utm_campaign=winter",
@@ -58,7 +58,7 @@ async fn visit(app: &TestApp, key: &str, ga_client_id: Option<&str>) -> String {
 }
 
 /// Waits until the call's completion is done (webhooks and GA4 event queued, call marked).
-async fn completed(app: &TestApp, call: &Value) {
+pub(crate) async fn completed(app: &TestApp, call: &Value) {
     let id = call["id"].as_str().unwrap();
     for _ in 0..200 {
         let row = app.storage.call(&app.account_id, id).await.unwrap();

@@ -192,6 +192,11 @@ impl TestApp {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    /// This instance's spool folder.
+    pub fn spool_dir(&self) -> &std::path::Path {
+        self._spool.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

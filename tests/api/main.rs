@@ -15,6 +15,7 @@ mod dashboard;
 mod demo;
 mod dni;
 mod dni_edges;
+mod erasure;
 mod exports;
 mod faults;
 mod faults_under_load;
