@@ -451,6 +451,8 @@ async fn recovered_from_the_lease_store(app: TestApp) {
             }),
             retention_ms: 2 * 60 * 60_000,
             page_view: true,
+            renewal_hold_ms: 90 * 60_000,
+            new_leases_per_minute: 0,
         })
         .await
         .unwrap();
