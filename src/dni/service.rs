@@ -44,7 +44,9 @@ pub struct VisitRequest {
     pub url: String,
     #[serde(default)]
     pub referrer: Option<String>,
-    /// A lease renewal while the page stays open, not a new page view.
+    /// A lease renewal while the page stays open, not a new page view: it extends a running
+    /// lease (at most `SWITCHBOARD_LEASE_RENEWAL_HOLD_MINUTES` after the last page view) and
+    /// never takes a number.
     #[serde(default)]
     pub renew: bool,
     /// The visitor's Google Analytics client id, from the `_ga` cookie (for GA4 events). Any
@@ -77,7 +79,8 @@ pub struct VisitAnswer {
     pub session: Option<String>,
     /// The number to show, E.164.
     pub number: String,
-    /// Seconds the number stays leased to this session without activity; 0 for no lease.
+    /// Seconds the number stays leased to this session without activity; 0 for no lease (or
+    /// one that renewals can no longer extend: keep showing the number, stop renewing).
     pub expires_in: i64,
     pub channel: String,
     pub source: String,
