@@ -23,8 +23,8 @@ use super::ledger::{Ledger, LedgerEvent};
 use crate::domain::{ExhaustionPolicy, PoolKind, parse_client_id};
 use crate::geo::Geo;
 use crate::storage::{
-    ExhaustionRow, LeaseRow, PageViewRow, Pool, SessionRow, SessionSeen, SharedFrom, Storage,
-    StorageError,
+    BUDGET_REFUSED, ExhaustionRow, LeaseRow, PageViewRow, Pool, SessionRow, SessionSeen,
+    SharedFrom, Storage, StorageError,
 };
 use crate::time::{Millis, SharedClock};
 
@@ -651,7 +651,7 @@ impl Dni {
                         "the pool's budget of new leases for this minute is spent; new visitors see the exhaustion number"
                     );
                 }
-                self.record_exhaustion(pool, sid, BUDGET_SPENT, now);
+                self.record_exhaustion(pool, sid, BUDGET_REFUSED, now);
             }
             LeaseResult::Lapsed { .. } | LeaseResult::Static => {}
         }
@@ -671,9 +671,6 @@ impl Dni {
         }));
     }
 }
-
-/// The `policy` of an exhaustion event recorded because the pool's new-lease budget was spent.
-const BUDGET_SPENT: &str = "budget";
 
 fn mode_of(pool: &Pool) -> (Mode, Millis) {
     match (pool.kind, pool.exhaustion) {

@@ -180,6 +180,7 @@ async fn past_a_pools_new_lease_budget_new_visitors_see_the_default_number_and_r
         .await
         .unwrap();
     assert_eq!(health["exhaustion_events"], 2, "{health}");
+    assert_eq!(health["budget_refusals"], 2, "{health}");
     assert_eq!(health["leased_now"], 3, "{health}");
 
     // A minute later the budget has refilled.
