@@ -621,6 +621,10 @@ mod tests {
         assert!(s.migrate_on_start);
         assert!(s.redis_url.is_none());
         assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            (s.pool_new_leases_per_minute, s.lease_renewal_hold_minutes),
+            (30, 90)
+        );
     }
 
     #[test]
@@ -660,6 +664,16 @@ mod tests {
                 "outbound_proxy",
                 "http://egress:3128/path?x=1",
                 "SWITCHBOARD_OUTBOUND_PROXY",
+            ),
+            (
+                "pool_new_leases_per_minute",
+                "60001",
+                "SWITCHBOARD_POOL_NEW_LEASES_PER_MINUTE",
+            ),
+            (
+                "lease_renewal_hold_minutes",
+                "29",
+                "SWITCHBOARD_LEASE_RENEWAL_HOLD_MINUTES",
             ),
         ];
         for (key, value, variable) in cases {
