@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         ("twilio_auth_token", TOKEN),
         ("spool_dir", spool_dir.as_str()),
         ("new_sessions_per_ip_per_minute", "100000000"),
+        ("pool_new_leases_per_minute", "0"),
         ("alert_interval_secs", "3600"),
     ];
     if let Some(r) = &redis {

@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
     let mut pairs = vec![
         ("database_url", database_url.as_str()),
         ("new_sessions_per_ip_per_minute", "100000000"),
+        // Thousands of new sessions a second into one pool: no real site's rate, so no budget.
+        ("pool_new_leases_per_minute", "0"),
     ];
     if let Some(r) = &redis {
         pairs.push(("redis_url", r.as_str()));

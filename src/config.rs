@@ -61,6 +61,8 @@ struct RawSettings {
     max_body_bytes: usize,
     shutdown_timeout_secs: u64,
     new_sessions_per_ip_per_minute: u32,
+    pool_new_leases_per_minute: u64,
+    lease_renewal_hold_minutes: i64,
     #[serde(deserialize_with = "lenient_string")]
     spool_dir: String,
     alert_interval_secs: u64,
@@ -97,6 +99,8 @@ impl Default for RawSettings {
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 30,
             new_sessions_per_ip_per_minute: 60,
+            pool_new_leases_per_minute: 30,
+            lease_renewal_hold_minutes: 90,
             spool_dir: "data/spool".to_owned(),
             alert_interval_secs: 15,
             work_lease_secs: crate::work::DEFAULT_TTL.as_secs(),
@@ -149,6 +153,13 @@ pub struct Settings {
     /// New visitor sessions one IP address may start per minute; past it, visitors see the
     /// default number (a pool cannot be drained by one client).
     pub new_sessions_per_ip_per_minute: u32,
+    /// The least budget of new leases per session pool per minute (0: none); a pool's budget is
+    /// the larger of this and ten turnovers of its numbers per lease length. Past it, a new
+    /// visitor gets what an exhausted pool gives (a pool cannot be drained by many addresses).
+    pub pool_new_leases_per_minute: u64,
+    /// How long after a session's last page view renewals alone can keep its lease (a page
+    /// left open is held this long; a client that only renews cannot hold a number forever).
+    pub lease_renewal_hold_minutes: i64,
     /// This instance's own folder for the call spool (local disk; never shared).
     pub spool_dir: PathBuf,
     /// Seconds between evaluations of the alert rules.
@@ -401,6 +412,18 @@ impl RawSettings {
                 "must be at least 1",
             ));
         }
+        if self.pool_new_leases_per_minute > 60_000 {
+            return Err(invalid(
+                "pool_new_leases_per_minute",
+                "must be at most 60000 (0 turns the budget off)",
+            ));
+        }
+        if !(30..=1440).contains(&self.lease_renewal_hold_minutes) {
+            return Err(invalid(
+                "lease_renewal_hold_minutes",
+                "must be between 30 and 1440",
+            ));
+        }
         if !(1..=3600).contains(&self.alert_interval_secs) {
             return Err(invalid("alert_interval_secs", "must be between 1 and 3600"));
         }
@@ -509,6 +532,8 @@ impl RawSettings {
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout_secs: self.shutdown_timeout_secs,
             new_sessions_per_ip_per_minute: self.new_sessions_per_ip_per_minute,
+            pool_new_leases_per_minute: self.pool_new_leases_per_minute,
+            lease_renewal_hold_minutes: self.lease_renewal_hold_minutes,
             spool_dir: match self.spool_dir.trim() {
                 "" => return Err(invalid("spool_dir", "must name a folder")),
                 dir => PathBuf::from(dir),
@@ -609,6 +634,10 @@ mod tests {
         assert!(s.migrate_on_start);
         assert!(s.redis_url.is_none());
         assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            (s.pool_new_leases_per_minute, s.lease_renewal_hold_minutes),
+            (30, 90)
+        );
     }
 
     #[test]
@@ -648,6 +677,16 @@ mod tests {
                 "outbound_proxy",
                 "http://egress:3128/path?x=1",
                 "SWITCHBOARD_OUTBOUND_PROXY",
+            ),
+            (
+                "pool_new_leases_per_minute",
+                "60001",
+                "SWITCHBOARD_POOL_NEW_LEASES_PER_MINUTE",
+            ),
+            (
+                "lease_renewal_hold_minutes",
+                "29",
+                "SWITCHBOARD_LEASE_RENEWAL_HOLD_MINUTES",
             ),
         ];
         for (key, value, variable) in cases {

@@ -127,7 +127,7 @@ impl Application {
             ledger,
             geo.clone(),
             clock.clone(),
-            settings.new_sessions_per_ip_per_minute,
+            crate::dni::service::DniLimits::of(&settings),
         ));
         // Every long-running worker is watched: a panic is logged, shown in /health, and the
         // worker started again.

@@ -23,8 +23,8 @@ use super::ledger::{Ledger, LedgerEvent};
 use crate::domain::{ExhaustionPolicy, PoolKind, parse_client_id};
 use crate::geo::Geo;
 use crate::storage::{
-    ExhaustionRow, LeaseRow, PageViewRow, Pool, SessionRow, SessionSeen, SharedFrom, Storage,
-    StorageError,
+    BUDGET_REFUSED, ExhaustionRow, LeaseRow, PageViewRow, Pool, SessionRow, SessionSeen,
+    SharedFrom, Storage, StorageError,
 };
 use crate::time::{Millis, SharedClock};
 
@@ -44,7 +44,9 @@ pub struct VisitRequest {
     pub url: String,
     #[serde(default)]
     pub referrer: Option<String>,
-    /// A lease renewal while the page stays open, not a new page view.
+    /// A lease renewal while the page stays open, not a new page view: it extends a running
+    /// lease (at most `SWITCHBOARD_LEASE_RENEWAL_HOLD_MINUTES` after the last page view) and
+    /// never takes a number.
     #[serde(default)]
     pub renew: bool,
     /// The visitor's Google Analytics client id, from the `_ga` cookie (for GA4 events). Any
@@ -77,7 +79,8 @@ pub struct VisitAnswer {
     pub session: Option<String>,
     /// The number to show, E.164.
     pub number: String,
-    /// Seconds the number stays leased to this session without activity; 0 for no lease.
+    /// Seconds the number stays leased to this session without activity; 0 for no lease (or
+    /// one that renewals can no longer extend: keep showing the number, stop renewing).
     pub expires_in: i64,
     pub channel: String,
     pub source: String,
@@ -112,6 +115,26 @@ pub(super) struct Meta {
     pub(super) cmp: Option<String>,
 }
 
+/// The limits that keep one party from holding a pool's numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct DniLimits {
+    pub new_sessions_per_ip_per_minute: u32,
+    /// The least budget of new leases per pool per minute (0: none).
+    pub pool_new_leases_per_minute: u64,
+    /// How long after the last page view renewals alone can keep a lease.
+    pub renewal_hold_ms: Millis,
+}
+
+impl DniLimits {
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Self {
+            new_sessions_per_ip_per_minute: settings.new_sessions_per_ip_per_minute,
+            pool_new_leases_per_minute: settings.pool_new_leases_per_minute,
+            renewal_hold_ms: settings.lease_renewal_hold_minutes * 60_000,
+        }
+    }
+}
+
 pub struct Dni {
     pub(super) storage: Storage,
     leases: Arc<LeaseStore>,
@@ -120,6 +143,9 @@ pub struct Dni {
     geo: Arc<Geo>,
     clock: SharedClock,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limits: DniLimits,
+    /// One log line per pool per minute when its new-lease budget refuses visitors.
+    budget_logged: DefaultKeyedRateLimiter<String>,
 }
 
 impl Dni {
@@ -129,9 +155,10 @@ impl Dni {
         ledger: Ledger,
         geo: Arc<Geo>,
         clock: SharedClock,
-        new_sessions_per_ip_per_minute: u32,
+        limits: DniLimits,
     ) -> Self {
-        let per_minute = NonZeroU32::new(new_sessions_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
+        let per_minute =
+            NonZeroU32::new(limits.new_sessions_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             directory: Directory::new(storage.clone()),
             storage,
@@ -140,6 +167,8 @@ impl Dni {
             geo,
             clock,
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            limits,
+            budget_logged: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
         }
     }
 
@@ -212,6 +241,7 @@ impl Dni {
     /// Forgets per-IP counters of addresses that went quiet (call now and then).
     pub fn prune_limiter(&self) {
         self.limiter.retain_recent();
+        self.budget_logged.retain_recent();
     }
 
     pub async fn visit(
@@ -265,6 +295,8 @@ impl Dni {
             new_session: None,
             retention_ms: retention(lease_ms),
             page_view: !renew,
+            renewal_hold_ms: self.limits.renewal_hold_ms,
+            new_leases_per_minute: self.limits.pool_new_leases_per_minute,
         };
         let touched = match self.touch(&touch).await {
             Ok(TouchOutcome::Touched(t)) => t,
@@ -388,6 +420,8 @@ impl Dni {
             }),
             retention_ms: retention(lease_ms),
             page_view: true,
+            renewal_hold_ms: self.limits.renewal_hold_ms,
+            new_leases_per_minute: self.limits.pool_new_leases_per_minute,
         };
         let touched = match self.touch(&touch).await {
             Ok(TouchOutcome::Touched(t)) => t,
@@ -523,14 +557,23 @@ impl Dni {
         // A static session's pool is in its meta (a source pool), not its bucket.
         let pool = pool.or_else(|| meta.pool.as_deref().and_then(|id| config.pool(id)));
         let (number, expires_in) = match (&touched.lease, pool) {
+            // Capped: the lease runs out at its end unless a page view comes; 0 tells the
+            // snippet to stop renewing and keep showing the number until then.
+            (LeaseResult::Held(l), _) if l.capped => (l.number.clone(), 0),
             (LeaseResult::Held(l), _) => (l.number.clone(), ((l.ends_at - now) / 1000).max(0)),
+            // A renewal after the lease lapsed: the page keeps what it shows (no flicker), with
+            // no promise; the next page view takes the number back if it is still free.
+            (LeaseResult::Lapsed { number }, _) if !number.is_empty() => (number.clone(), 0),
             (LeaseResult::Static, Some(p)) => (
                 PropertyConfig::source_number(p)
                     .unwrap_or(&config.property.default_number)
                     .to_owned(),
                 0,
             ),
-            (LeaseResult::Exhausted, Some(p)) if p.exhaustion == ExhaustionPolicy::Overflow => (
+            (
+                LeaseResult::Exhausted | LeaseResult::Limited | LeaseResult::Lapsed { .. },
+                Some(p),
+            ) if p.exhaustion == ExhaustionPolicy::Overflow => (
                 p.overflow_number
                     .clone()
                     .unwrap_or_else(|| config.property.default_number.clone()),
@@ -601,15 +644,29 @@ impl Dni {
                 }
             }
             LeaseResult::Exhausted => self.exhausted(pool, sid, now),
-            LeaseResult::Static => {}
+            LeaseResult::Limited => {
+                if self.budget_logged.check_key(&pool.id).is_ok() {
+                    tracing::warn!(
+                        pool_id = %pool.id,
+                        "the pool's budget of new leases for this minute is spent; new visitors see the exhaustion number"
+                    );
+                }
+                self.record_exhaustion(pool, sid, BUDGET_REFUSED, now);
+            }
+            LeaseResult::Lapsed { .. } | LeaseResult::Static => {}
         }
     }
 
     fn exhausted(&self, pool: &Pool, sid: &str, now: Millis) {
+        self.record_exhaustion(pool, sid, pool.exhaustion.as_str(), now);
+    }
+
+    /// An exhaustion event (counted in the pool's health); `policy` says what the visitor got.
+    fn record_exhaustion(&self, pool: &Pool, sid: &str, policy: &str, now: Millis) {
         self.ledger.record(LedgerEvent::Exhaustion(ExhaustionRow {
             pool_id: pool.id.clone(),
             session_id: sid.to_owned(),
-            policy: pool.exhaustion.as_str().to_owned(),
+            policy: policy.to_owned(),
             at: now,
         }));
     }
@@ -634,10 +691,15 @@ fn assignment(pool: Option<&Pool>, lease: &LeaseResult) -> &'static str {
         (_, LeaseResult::Held(l)) if l.shared => "shared",
         (_, LeaseResult::Held(_)) => "lease",
         (Some(p), LeaseResult::Static) if p.kind == PoolKind::Source => "source",
-        (Some(p), LeaseResult::Exhausted) if p.exhaustion == ExhaustionPolicy::Overflow => {
+        (_, LeaseResult::Lapsed { number }) if !number.is_empty() => "lapsed",
+        (Some(p), LeaseResult::Exhausted | LeaseResult::Limited | LeaseResult::Lapsed { .. })
+            if p.exhaustion == ExhaustionPolicy::Overflow =>
+        {
             "overflow"
         }
-        (Some(_), LeaseResult::Exhausted) => "default",
+        (Some(_), LeaseResult::Exhausted | LeaseResult::Limited | LeaseResult::Lapsed { .. }) => {
+            "default"
+        }
         _ => "none",
     }
 }

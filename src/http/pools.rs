@@ -279,6 +279,9 @@ pub struct PoolHealth {
     /// The most numbers leased at once in the window.
     pub peak_concurrent_leases: u64,
     pub exhaustion_events: i64,
+    /// Of `exhaustion_events`, visitors refused a free number because the pool's budget of new
+    /// leases for the minute was spent (`SWITCHBOARD_POOL_NEW_LEASES_PER_MINUTE`).
+    pub budget_refusals: i64,
     pub window_hours: i64,
     /// New sessions routed to this pool per hour, over the window.
     pub arrivals_per_hour: f64,
@@ -351,7 +354,7 @@ pub(super) async fn health_of(
         .storage
         .pool_leases_between(&pool.id, from, now)
         .await?;
-    let (arrivals, exhaustions) = state
+    let counts = state
         .storage
         .pool_counts_between(&pool.id, from, now)
         .await?;
@@ -366,7 +369,7 @@ pub(super) async fn health_of(
     } else {
         holds.iter().sum::<f64>() / holds.len() as f64
     };
-    let arrivals_per_minute = arrivals as f64 / (window_hours as f64 * 60.0);
+    let arrivals_per_minute = counts.arrivals as f64 / (window_hours as f64 * 60.0);
     let load = arrivals_per_minute * mean_hold_minutes;
     let peak = peak_overlap(
         leases
@@ -384,7 +387,8 @@ pub(super) async fn health_of(
             leased_now as f64 / live as f64
         },
         peak_concurrent_leases: peak.max(leased_now),
-        exhaustion_events: exhaustions,
+        exhaustion_events: counts.exhaustions,
+        budget_refusals: counts.budget_refusals,
         window_hours,
         arrivals_per_hour: arrivals_per_minute * 60.0,
         mean_hold_minutes,

@@ -88,8 +88,23 @@ impl LeaseRow {
 pub struct ExhaustionRow {
     pub pool_id: String,
     pub session_id: String,
+    /// The pool's exhaustion policy, or `BUDGET_REFUSED`.
     pub policy: String,
     pub at: Millis,
+}
+
+/// The `policy` of an exhaustion event recorded because the pool's budget of new leases for
+/// the minute was spent (a number was free).
+pub const BUDGET_REFUSED: &str = "budget";
+
+/// A pool's counts over a window, for its health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolHealthCounts {
+    /// New sessions routed to the pool.
+    pub arrivals: i64,
+    pub exhaustions: i64,
+    /// Of the exhaustions, those the new-lease budget made (policy `BUDGET_REFUSED`).
+    pub budget_refusals: i64,
 }
 
 /// Sessions that began sharing a number they already held.
@@ -580,13 +595,13 @@ impl Storage {
     }
 
     /// Counts for pool health over `[from, to]`: new sessions routed to the pool, and
-    /// exhaustion events.
+    /// exhaustion events (and which of them the new-lease budget made).
     pub async fn pool_counts_between(
         &self,
         pool_id: &str,
         from: Millis,
         to: Millis,
-    ) -> StorageResult<(i64, i64)> {
+    ) -> StorageResult<PoolHealthCounts> {
         let count = |sql: &'static str| async move {
             let n: i64 = sqlx::query(sql)
                 .bind(pool_id)
@@ -605,7 +620,16 @@ impl Storage {
             "SELECT COUNT(*) AS n FROM exhaustion_events WHERE pool_id = $1 AND at >= $2 AND at <= $3",
         )
         .await?;
-        Ok((sessions, exhaustions))
+        // `BUDGET_REFUSED`, as a literal for the static SQL.
+        let budget_refusals = count(
+            "SELECT COUNT(*) AS n FROM exhaustion_events WHERE pool_id = $1 AND at >= $2 AND at <= $3 AND policy = 'budget'",
+        )
+        .await?;
+        Ok(PoolHealthCounts {
+            arrivals: sessions,
+            exhaustions,
+            budget_refusals,
+        })
     }
 
     /// The page views of a session, in order (for a call's detail).

@@ -46,8 +46,8 @@ pub use error::StorageError;
 pub use exports::ClickedCall;
 pub use ga4::DueGa4Event;
 pub use ledger::{
-    CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow, SessionRow, SessionSeen,
-    SharedFrom,
+    BUDGET_REFUSED, CLICK_ID_COLUMNS, ExhaustionRow, LeaseRow, LedgerBatch, PageViewRow,
+    SessionRow, SessionSeen, SharedFrom,
 };
 pub use outcomes::ConversionRow;
 pub use pools::RouteRow;

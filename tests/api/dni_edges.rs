@@ -300,6 +300,8 @@ async fn two_instances_sharing_redis_never_give_one_number_to_two_sessions() {
         &[
             ("redis_url", &redis),
             ("new_sessions_per_ip_per_minute", "1000"),
+            // 200 new sessions in one instant: no budget of new leases per pool.
+            ("pool_new_leases_per_minute", "0"),
         ],
     )
     .await
@@ -309,6 +311,8 @@ async fn two_instances_sharing_redis_never_give_one_number_to_two_sessions() {
         &[
             ("redis_url", &redis),
             ("new_sessions_per_ip_per_minute", "1000"),
+            // 200 new sessions in one instant: no budget of new leases per pool.
+            ("pool_new_leases_per_minute", "0"),
         ],
     )
     .await;
@@ -451,6 +455,8 @@ async fn recovered_from_the_lease_store(app: TestApp) {
             }),
             retention_ms: 2 * 60 * 60_000,
             page_view: true,
+            renewal_hold_ms: 90 * 60_000,
+            new_leases_per_minute: 0,
         })
         .await
         .unwrap();

@@ -239,3 +239,32 @@ test('the lease is renewed at half of expires_in while visible, and when the pag
   assert.deepEqual(v.errors, []);
   await v.close();
 });
+
+test('a renewal answered with expires_in 0 (the renewal hold reached) keeps the number shown and stops renewing', async () => {
+  const v = await h.open('plain.html', { key: 'us' }, { setup: (page) => page.clock.install() });
+  const n = await v.number();
+  await v.until(() => v.answers.length === 1, 'the first answer');
+  const ttl = v.answers[0].expires_in;
+  // The service's answer once renewals alone may no longer extend the lease: the same number,
+  // no promise (`expires_in: 0`).
+  await v.page.route('**/v1/dni/session', async (route) => {
+    if (!JSON.parse(route.request().postData() || '{}').renew) return route.continue();
+    const res = await route.fetch();
+    const body = await res.json();
+    await route.fulfill({ response: res, json: { ...body, expires_in: 0 } });
+  });
+  await v.page.clock.runFor((ttl / 2) * 1000 + 1000);
+  await v.until(() => v.answers.length === 2, 'the renewal');
+  assert.equal(v.requests[1].body.renew, true);
+  assert.equal(v.answers[1].expires_in, 0);
+  assert.equal(await v.number(), n, 'no flicker: the page keeps its number');
+
+  // No more renewals: neither from the timer nor when the page is shown again.
+  await v.page.clock.runFor(ttl * 1000 * 2);
+  await v.page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+  await delay(300);
+  assert.equal(v.requests.length, 2);
+  assert.equal(await v.number(), n);
+  assert.deepEqual(v.errors, []);
+  await v.close();
+});

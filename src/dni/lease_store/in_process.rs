@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
-    BucketSnapshot, BucketStatus, Lease, LeaseResult, Mode, StoredSession, Touch, TouchOutcome,
-    Touched, format_state, parse_state, running_holders,
+    BucketSnapshot, BucketStatus, Lease, LeaseResult, Mode, NEW_LEASE_TURNOVER, StoredSession,
+    Touch, TouchOutcome, Touched, format_state, last_view, parse_state, running_holders,
 };
 use crate::time::Millis;
 
@@ -82,8 +82,32 @@ struct Bucket {
     numbers: HashSet<String>,
     exhaustions: u64,
     peak: u64,
+    limited: u64,
+    /// The new-lease budget's next admission time (GCRA), as `admit_at` in `touch.lua`.
+    admit_at: Millis,
     seen: ZSet,
     created: ZSet,
+}
+
+impl Bucket {
+    /// The pool's budget of new leases (GCRA over a minute), as `within_budget` in `touch.lua`:
+    /// true, and counted, when this one is within it.
+    fn within_budget(&mut self, t: &Touch<'_>) -> bool {
+        if t.new_leases_per_minute == 0 {
+            return true;
+        }
+        let turnover = NEW_LEASE_TURNOVER * self.numbers.len() as u64 * 60_000;
+        let per_minute = t
+            .new_leases_per_minute
+            .max(turnover.div_ceil(t.lease_ms.max(1) as u64));
+        let interval = (60_000 / per_minute).max(1) as Millis;
+        let at = self.admit_at.max(t.now);
+        if at + interval - t.now > 60_000 {
+            return false;
+        }
+        self.admit_at = at + interval;
+        true
+    }
 }
 
 #[derive(Default)]
@@ -117,13 +141,7 @@ impl InProcessStore {
             ),
             (None, Some(new)) => {
                 b.meta.insert(t.session_id.to_owned(), new.meta.to_owned());
-                let raw = match &new.previous {
-                    Some(p) => {
-                        format_state(p.number, p.started_at, p.ends_at, p.shared, new.page_views)
-                    }
-                    None => format_state("", 0, 0, false, new.page_views),
-                };
-                (new.meta.to_owned(), raw)
+                (new.meta.to_owned(), new.initial_state())
             }
             (None, None) => return TouchOutcome::Missing,
         };
@@ -131,6 +149,11 @@ impl InProcessStore {
             parse_state(&raw).unwrap_or((String::new(), 0, 0, false, 0));
         let pv = pv + i64::from(t.page_view);
         let now = t.now;
+        let lv = if t.page_view {
+            now
+        } else {
+            last_view(&raw, s, now)
+        };
 
         let created = t.new_session.is_some() && !b.state.contains_key(t.session_id);
         let mut lease = LeaseResult::Static;
@@ -139,8 +162,14 @@ impl InProcessStore {
             let mut shared_with = Vec::new();
             let mut exhausted = false;
             let mut held = false;
+            let mut lapsed = false;
+            let mut capped = false;
             if !n.is_empty() && e > now && b.busy.score(&n).is_some() && b.numbers.contains(&n) {
                 held = true;
+            } else if !t.page_view {
+                // A renewal alone never takes a number, nor takes back a lapsed one.
+                (held, lapsed) = (true, true);
+                lease = LeaseResult::Lapsed { number: n.clone() };
             } else {
                 for (num, ended_at) in b.busy.up_to(now) {
                     b.busy.remove(&num);
@@ -155,7 +184,12 @@ impl InProcessStore {
                 }
             }
             if !held {
-                if let Some(pick) = b.free.first() {
+                let pick = b.free.first();
+                if pick.is_some() && !b.within_budget(t) {
+                    b.limited += 1;
+                    (n, s, e, sh) = (String::new(), 0, 0, false);
+                    lease = LeaseResult::Limited;
+                } else if let Some(pick) = pick {
                     b.free.remove(&pick);
                     (n, s, sh, fresh) = (pick, now, false, true);
                 } else {
@@ -172,7 +206,8 @@ impl InProcessStore {
                                 if let Some(ost) = b.state.get(other)
                                     && let Some((on, os, oe, _, opv)) = parse_state(ost)
                                 {
-                                    let updated = format_state(&on, os, oe, true, opv);
+                                    let olv = last_view(ost, os, now);
+                                    let updated = format_state(&on, os, oe, true, opv, olv);
                                     b.state.insert(other.clone(), updated);
                                 }
                             }
@@ -185,8 +220,15 @@ impl InProcessStore {
                     }
                 }
             }
-            if !n.is_empty() {
-                e = now + t.lease_ms;
+            if !n.is_empty() && !lapsed {
+                let mut want = now + t.lease_ms;
+                if !t.page_view && want > lv + t.renewal_hold_ms {
+                    (want, capped) = (lv + t.renewal_hold_ms, true);
+                }
+                // A renewal never shortens the lease it extends.
+                if t.page_view || want > e {
+                    e = want;
+                }
                 if b.busy.score(&n).is_none_or(|cur| cur < e) {
                     b.busy.add(&n, e);
                 }
@@ -206,12 +248,13 @@ impl InProcessStore {
                     fresh,
                     shared_with,
                     exhausted,
+                    capped,
                 });
             }
         }
 
         b.state
-            .insert(t.session_id.to_owned(), format_state(&n, s, e, sh, pv));
+            .insert(t.session_id.to_owned(), format_state(&n, s, e, sh, pv, lv));
         b.seen.add(t.session_id, now);
         if created {
             b.created.add(t.session_id, now);
@@ -314,6 +357,7 @@ impl InProcessStore {
             busy: b.busy.ordered.iter().filter(|(end, _)| *end > now).count() as u64,
             exhaustions: b.exhaustions,
             peak: b.peak,
+            limited: b.limited,
         }
     }
 

@@ -61,9 +61,20 @@ pub struct Touch<'a> {
     pub new_session: Option<NewSession<'a>>,
     /// How long an idle session is remembered (at least twice the lease).
     pub retention_ms: Millis,
-    /// False for a lease renewal that is not a page view (the count stays).
+    /// False for a lease renewal that is not a page view (the count stays). A renewal never
+    /// takes a number: it only extends a running lease, and at most `renewal_hold_ms` past the
+    /// session's last page view.
     pub page_view: bool,
+    /// How long after its last page view renewals alone can keep a session's lease.
+    pub renewal_hold_ms: Millis,
+    /// The pool's budget of new leases per minute is the larger of this and
+    /// `NEW_LEASE_TURNOVER` x its numbers / its lease minutes (0: no budget).
+    pub new_leases_per_minute: u64,
 }
+
+/// A pool's budget of new leases lets its whole stock turn over this many times per lease
+/// length: a burst that spends it would have emptied the pool within a tenth of a lease anyway.
+pub const NEW_LEASE_TURNOVER: u64 = 10;
 
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
@@ -104,6 +115,13 @@ pub enum LeaseResult {
     Static,
     /// No number was free (and the mode does not share).
     Exhausted,
+    /// A number was free, but the pool's budget of new leases for this minute is spent.
+    Limited,
+    /// A renewal found the session's lease ended (or never started): no number was taken, and
+    /// `number` (the one it held, if any) is no longer leased to it.
+    Lapsed {
+        number: String,
+    },
     Held(Lease),
 }
 
@@ -119,6 +137,9 @@ pub struct Lease {
     pub shared_with: Vec<String>,
     /// True when the pool had no free number (the lease is a shared one).
     pub exhausted: bool,
+    /// A renewal that could not extend the lease by a full lease length: the session reached
+    /// its renewal hold, and the lease ends at `ends_at` unless a page view comes first.
+    pub capped: bool,
 }
 
 /// What loading a bucket from the database needs.
@@ -147,6 +168,8 @@ pub struct BucketStatus {
     pub exhaustions: u64,
     /// Most numbers leased at once since the bucket was loaded.
     pub peak: u64,
+    /// New leases refused because the pool's budget for the minute was spent.
+    pub limited: u64,
 }
 
 pub struct LeaseStore {
@@ -350,7 +373,17 @@ fn running_holders<'a>(
     running.into_iter().map(|(_, sid)| sid).collect()
 }
 
-/// Splits `number|start|end|shared|page_views`.
+/// When the session last viewed a page: the sixth field of its state. A state written before
+/// the field existed (or restored from the database) counts from its lease's start.
+fn last_view(raw: &str, lease_start: Millis, now: Millis) -> Millis {
+    match raw.split('|').nth(5).and_then(|v| v.parse().ok()) {
+        Some(at) => at,
+        None if lease_start > 0 => lease_start,
+        None => now,
+    }
+}
+
+/// Splits `number|start|end|shared|page_views[|last_view]`.
 fn parse_state(raw: &str) -> Option<(String, Millis, Millis, bool, i64)> {
     let mut parts = raw.split('|');
     let number = parts.next()?.to_owned();
@@ -365,16 +398,30 @@ impl NewSession<'_> {
     /// The state a session enters the store with: its restored lease, or none.
     fn initial_state(&self) -> String {
         match &self.previous {
-            Some(p) => format_state(p.number, p.started_at, p.ends_at, p.shared, self.page_views),
-            None => format_state("", 0, 0, false, self.page_views),
+            Some(p) => format!(
+                "{}|{}|{}|{}|{}",
+                p.number,
+                p.started_at,
+                p.ends_at,
+                u8::from(p.shared),
+                self.page_views
+            ),
+            None => format!("|0|0|0|{}", self.page_views),
         }
     }
 }
 
-fn format_state(number: &str, start: Millis, end: Millis, shared: bool, page_views: i64) -> String {
+fn format_state(
+    number: &str,
+    start: Millis,
+    end: Millis,
+    shared: bool,
+    page_views: i64,
+    last_view: Millis,
+) -> String {
     format!(
-        "{number}|{start}|{end}|{}|{page_views}",
-        if shared { 1 } else { 0 }
+        "{number}|{start}|{end}|{}|{page_views}|{last_view}",
+        u8::from(shared)
     )
 }
 

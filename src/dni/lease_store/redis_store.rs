@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::OnceCell;
 
 use super::{
-    BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, StoredSession, Touch,
-    TouchOutcome, Touched, running_holders,
+    BucketSnapshot, BucketStatus, Lease, LeaseResult, LeaseStoreError, NEW_LEASE_TURNOVER,
+    StoredSession, Touch, TouchOutcome, Touched, running_holders,
 };
 use crate::redis_client::{Limits, RedisClient, RedisConnection, RedisEndpoint};
 use crate::time::Millis;
@@ -101,7 +101,10 @@ impl RedisStore {
             .arg(meta)
             .arg(state)
             .arg(t.retention_ms)
-            .arg(if t.page_view { 1 } else { 0 });
+            .arg(if t.page_view { 1 } else { 0 })
+            .arg(t.renewal_hold_ms)
+            .arg(t.new_leases_per_minute)
+            .arg(NEW_LEASE_TURNOVER);
         let reply: Vec<Value> = invocation
             .invoke_async(&mut conn)
             .await
@@ -154,6 +157,7 @@ impl RedisStore {
             busy,
             exhaustions: stats.get("exhaustions").copied().unwrap_or(0),
             peak: stats.get("peak").copied().unwrap_or(0),
+            limited: stats.get("limited").copied().unwrap_or(0),
         })
     }
 
@@ -279,13 +283,17 @@ fn parse_reply(reply: &[Value]) -> Result<TouchOutcome, LeaseStoreError> {
         Some("MISSING") => return Ok(TouchOutcome::Missing),
         _ => {}
     }
-    let [outcome, number, start, end, shared, pv, meta, co] = fields.as_slice() else {
+    let [outcome, number, start, end, shared, pv, meta, co, capped] = fields.as_slice() else {
         return Err(bad());
     };
     let page_views = pv.parse().map_err(|_| bad())?;
     let lease = match outcome.as_str() {
         "static" => LeaseResult::Static,
         "exhausted" => LeaseResult::Exhausted,
+        "limited" => LeaseResult::Limited,
+        "lapsed" => LeaseResult::Lapsed {
+            number: number.clone(),
+        },
         "renewed" | "leased" | "shared" => LeaseResult::Held(Lease {
             number: number.clone(),
             started_at: start.parse().map_err(|_| bad())?,
@@ -294,6 +302,7 @@ fn parse_reply(reply: &[Value]) -> Result<TouchOutcome, LeaseStoreError> {
             fresh: outcome != "renewed",
             shared_with: co.split_whitespace().map(str::to_owned).collect(),
             exhausted: outcome == "shared",
+            capped: capped == "1",
         }),
         _ => return Err(bad()),
     };

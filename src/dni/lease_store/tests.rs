@@ -12,6 +12,7 @@ use crate::redis_client::RedisEndpoint;
 
 const MIN: Millis = 60_000;
 const T0: Millis = 1_780_000_000_000;
+const HOLD: Millis = 90 * MIN;
 
 fn redis_endpoint(variable: &str) -> Option<RedisEndpoint> {
     match std::env::var(variable) {
@@ -72,6 +73,9 @@ on_both_stores!(
     holders_are_listed_most_recent_first,
     concurrent_new_sessions_use_every_free_number_first,
     sessions_are_listed_by_when_the_store_first_held_them,
+    a_pools_new_lease_budget_refuses_new_leases_past_it_not_returning_sessions,
+    renewals_alone_hold_a_lease_only_up_to_the_hold_after_the_last_page_view,
+    a_renewal_never_takes_a_number,
 );
 
 fn bucket() -> String {
@@ -99,8 +103,9 @@ async fn synced(store: &LeaseStore, n: usize) -> String {
     b
 }
 
-async fn visit(store: &LeaseStore, b: &str, sid: &str, mode: Mode, now: Millis) -> Touched {
-    let touch = Touch {
+/// A page view of a session, new to the store or not, with a 30-minute lease and no budget.
+fn page_view<'a>(b: &'a str, sid: &'a str, mode: Mode, now: Millis) -> Touch<'a> {
+    Touch {
         bucket: b,
         session_id: sid,
         mode,
@@ -113,11 +118,30 @@ async fn visit(store: &LeaseStore, b: &str, sid: &str, mode: Mode, now: Millis) 
         }),
         retention_ms: 120 * MIN,
         page_view: true,
-    };
-    match store.touch(&touch).await.unwrap() {
+        renewal_hold_ms: HOLD,
+        new_leases_per_minute: 0,
+    }
+}
+
+async fn touched(store: &LeaseStore, touch: &Touch<'_>) -> Touched {
+    match store.touch(touch).await.unwrap() {
         TouchOutcome::Touched(t) => t,
         other => panic!("{other:?}"),
     }
+}
+
+async fn visit(store: &LeaseStore, b: &str, sid: &str, mode: Mode, now: Millis) -> Touched {
+    touched(store, &page_view(b, sid, mode, now)).await
+}
+
+/// A renewal (not a page view) of a session the store knows.
+async fn renew(store: &LeaseStore, b: &str, sid: &str, now: Millis) -> LeaseResult {
+    let touch = Touch {
+        new_session: None,
+        page_view: false,
+        ..page_view(b, sid, Mode::Exclusive, now)
+    };
+    touched(store, &touch).await.lease
 }
 
 fn held(t: &Touched) -> &Lease {
@@ -153,7 +177,8 @@ async fn five_sessions_get_five_numbers_and_the_sixth_shares(store: Arc<LeaseSto
             numbers: 5,
             busy: 5,
             exhaustions: 1,
-            peak: 5
+            peak: 5,
+            limited: 0,
         }
     );
     // s0, on its next page view, learns it now shares.
@@ -255,6 +280,8 @@ async fn an_unsynced_pool_asks_for_sync_and_unknown_sessions_are_missing(store: 
         new_session: None,
         retention_ms: 10 * MIN,
         page_view: true,
+        renewal_hold_ms: HOLD,
+        new_leases_per_minute: 0,
     };
     assert_eq!(store.touch(&touch).await.unwrap(), TouchOutcome::NeedsSync);
     store
@@ -317,6 +344,8 @@ async fn static_buckets_remember_sessions_without_leases(store: Arc<LeaseStore>)
         new_session: None,
         retention_ms: 10 * MIN,
         page_view: true,
+        renewal_hold_ms: HOLD,
+        new_leases_per_minute: 0,
     };
     match store.touch(&touch).await.unwrap() {
         TouchOutcome::Touched(t) => assert_eq!(t.page_views, 2),
@@ -379,6 +408,8 @@ async fn restored_leases_are_renewed_not_reallocated(store: Arc<LeaseStore>) {
         }),
         retention_ms: 120 * MIN,
         page_view: true,
+        renewal_hold_ms: HOLD,
+        new_leases_per_minute: 0,
     };
     let TouchOutcome::Touched(t) = store.touch(&touch).await.unwrap() else {
         panic!()
@@ -437,7 +468,7 @@ async fn concurrent_new_sessions_use_every_free_number_first(store: Arc<LeaseSto
                 assert!(leased.insert(l.number), "a number went to two sessions")
             }
             LeaseResult::Exhausted => exhausted += 1,
-            LeaseResult::Static => panic!(),
+            other => panic!("{other:?}"),
         }
     }
     assert_eq!(leased.len(), 50, "every free number was used");
@@ -498,4 +529,139 @@ async fn sessions_are_listed_by_when_the_store_first_held_them(store: Arc<LeaseS
     let listed = store.stored_sessions(&p, &created).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].lease, None);
+}
+
+async fn a_pools_new_lease_budget_refuses_new_leases_past_it_not_returning_sessions(
+    store: Arc<LeaseStore>,
+) {
+    // Five numbers, 30-minute leases: ten turnovers a lease is 2 a minute, so the floor (3) rules.
+    let b = synced(&store, 5).await;
+    let budgeted = |sid: &'static str, now| Touch {
+        new_leases_per_minute: 3,
+        ..page_view(&b, sid, Mode::Share, now)
+    };
+    let mut outcomes = Vec::new();
+    for (i, sid) in ["v0", "v1", "v2", "v3", "v4"].into_iter().enumerate() {
+        outcomes.push(
+            touched(&store, &budgeted(sid, T0 + i as Millis))
+                .await
+                .lease,
+        );
+    }
+    let leased: Vec<&Lease> = outcomes
+        .iter()
+        .filter_map(|l| match l {
+            LeaseResult::Held(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leased.len(), 3, "{outcomes:?}");
+    assert!(leased.iter().all(|l| l.fresh && !l.shared && !l.exhausted));
+    // Past the budget, even a sharing pool shares nothing: the visitor gets no number.
+    assert_eq!(outcomes[3..], [LeaseResult::Limited, LeaseResult::Limited]);
+    let status = store.status(&b, T0 + 10).await.unwrap();
+    assert_eq!((status.busy, status.limited, status.exhaustions), (3, 2, 0));
+
+    // A returning session keeps its number, budget spent or not.
+    let again = touched(&store, &budgeted("v0", T0 + 10)).await;
+    assert_eq!(held(&again).number, leased[0].number);
+    assert!(!held(&again).fresh);
+
+    // The budget refills at its rate (one lease every 20 s), for a refused session's next page
+    // view as for a new one.
+    let refused_again = touched(&store, &budgeted("v3", T0 + 15_000)).await;
+    assert_eq!(refused_again.lease, LeaseResult::Limited);
+    let later = touched(&store, &budgeted("v3", T0 + 20_004)).await;
+    assert!(held(&later).fresh);
+    assert_eq!(
+        touched(&store, &budgeted("v5", T0 + 20_005)).await.lease,
+        LeaseResult::Limited
+    );
+    assert_eq!(store.status(&b, T0 + 20_005).await.unwrap().limited, 4);
+}
+
+async fn renewals_alone_hold_a_lease_only_up_to_the_hold_after_the_last_page_view(
+    store: Arc<LeaseStore>,
+) {
+    let b = synced(&store, 1).await;
+    let first = visit(&store, &b, "reader", Mode::Exclusive, T0).await;
+    let number = held(&first).number.clone();
+    // A page left open: renewals every quarter hour keep the lease a full lease length ahead
+    // until the hold (90 minutes after the page view) is near.
+    for minute in [15, 30, 45, 60] {
+        let LeaseResult::Held(l) = renew(&store, &b, "reader", T0 + minute * MIN).await else {
+            panic!("the lease lapsed at minute {minute}");
+        };
+        assert_eq!(
+            (l.number.as_str(), l.ends_at),
+            (number.as_str(), T0 + (minute + 30) * MIN)
+        );
+        assert!(!l.capped && !l.fresh);
+    }
+    // Then it ends at the hold, no later, however often the client renews.
+    for minute in [75, 80, 89] {
+        let LeaseResult::Held(l) = renew(&store, &b, "reader", T0 + minute * MIN).await else {
+            panic!("the lease lapsed at minute {minute}");
+        };
+        assert_eq!(l.ends_at, T0 + 90 * MIN);
+        assert!(l.capped);
+    }
+    assert_eq!(
+        renew(&store, &b, "reader", T0 + 91 * MIN).await,
+        LeaseResult::Lapsed {
+            number: number.clone()
+        }
+    );
+    // The number is back in the pool.
+    assert_eq!(
+        held(&visit(&store, &b, "next", Mode::Exclusive, T0 + 92 * MIN).await).number,
+        number
+    );
+
+    // A page view restarts the hold.
+    let b = synced(&store, 1).await;
+    visit(&store, &b, "browser", Mode::Exclusive, T0).await;
+    visit(&store, &b, "browser", Mode::Exclusive, T0 + 60 * MIN).await;
+    for minute in [85, 110] {
+        assert!(matches!(
+            renew(&store, &b, "browser", T0 + minute * MIN).await,
+            LeaseResult::Held(Lease { capped: false, .. })
+        ));
+    }
+    let LeaseResult::Held(l) = renew(&store, &b, "browser", T0 + 135 * MIN).await else {
+        panic!("a page view at minute 60 holds the lease to minute 150");
+    };
+    assert_eq!(l.ends_at, T0 + 150 * MIN);
+    assert!(l.capped);
+}
+
+async fn a_renewal_never_takes_a_number(store: Arc<LeaseStore>) {
+    let b = synced(&store, 1).await;
+    let first = visit(&store, &b, "a", Mode::Exclusive, T0).await;
+    let number = held(&first).number.clone();
+    assert_eq!(
+        visit(&store, &b, "b", Mode::Exclusive, T0 + MIN)
+            .await
+            .lease,
+        LeaseResult::Exhausted
+    );
+    // a's lease ends unrenewed; neither a (lapsed) nor b (never leased) gets a number by renewing.
+    assert_eq!(
+        renew(&store, &b, "a", T0 + 31 * MIN).await,
+        LeaseResult::Lapsed {
+            number: number.clone()
+        }
+    );
+    assert_eq!(
+        renew(&store, &b, "b", T0 + 32 * MIN).await,
+        LeaseResult::Lapsed {
+            number: String::new()
+        }
+    );
+    assert_eq!(store.status(&b, T0 + 32 * MIN).await.unwrap().busy, 0);
+    // A page view does: b's takes the free number.
+    assert_eq!(
+        held(&visit(&store, &b, "b", Mode::Exclusive, T0 + 33 * MIN).await).number,
+        number
+    );
 }
