@@ -37,17 +37,22 @@ pub enum Confidence {
     Overflow,
     /// No lease covered the call; the last session that held the number, within the window.
     Expired,
+    /// The caller called this number before, and that call was attributed to a visit: they
+    /// most likely redialled it from their phone's history, so the call goes to that visit,
+    /// whoever holds the number now (named among the other candidates).
+    Repeat,
     /// Nothing to go on: the call is `Unattributed`.
     None,
 }
 
 impl Confidence {
-    pub const ALL: [Confidence; 6] = [
+    pub const ALL: [Confidence; 7] = [
         Confidence::Source,
         Confidence::Exact,
         Confidence::Shared,
         Confidence::Overflow,
         Confidence::Expired,
+        Confidence::Repeat,
         Confidence::None,
     ];
 
@@ -58,6 +63,7 @@ impl Confidence {
             Confidence::Shared => "shared",
             Confidence::Overflow => "overflow",
             Confidence::Expired => "expired",
+            Confidence::Repeat => "repeat",
             Confidence::None => "none",
         }
     }
@@ -126,6 +132,33 @@ pub fn decide(
                 others: Vec::new(),
             },
         },
+    }
+}
+
+/// How far back a caller's earlier calls count as their history.
+pub const HISTORY_MS: Millis = 90 * 86_400_000;
+
+/// The caller's history decides before the leases do: a caller who called this number before,
+/// from a visit, is calling back from their phone's history (`Repeat`), unless that visit's
+/// session holds the number now (then the leases' verdict stands: it is the same visit).
+pub fn with_history(verdict: Verdict, holders: &[String], earlier: Option<&str>) -> Verdict {
+    let Some(earlier) = earlier else {
+        return verdict;
+    };
+    if verdict.confidence == Confidence::Exact && verdict.session_id.as_deref() == Some(earlier) {
+        return verdict;
+    }
+    let mut others: Vec<String> = holders.iter().filter(|h| *h != earlier).cloned().collect();
+    if let Some(named) = verdict
+        .session_id
+        .filter(|s| s != earlier && !others.contains(s))
+    {
+        others.push(named);
+    }
+    Verdict {
+        confidence: Confidence::Repeat,
+        session_id: Some(earlier.to_owned()),
+        others,
     }
 }
 
@@ -435,6 +468,33 @@ impl Attributor {
             }
         }
 
+        // The callers' history: each caller's latest earlier call to the same number.
+        let history_asks: Vec<_> = plans
+            .iter()
+            .enumerate()
+            .filter(|(_, plan)| matches!(plan, Plan::Leased { .. }))
+            .filter_map(|(k, _)| {
+                let c = &calls[k].call;
+                let caller = c.caller_number.as_deref()?;
+                Some((
+                    k as Key,
+                    c.account_id.as_str(),
+                    c.property_id.as_str(),
+                    c.tracking_number.as_str(),
+                    caller,
+                    c.started_at - HISTORY_MS,
+                    c.started_at,
+                ))
+            })
+            .collect();
+        let history: HashMap<Key, (String, Millis)> = self
+            .storage
+            .caller_history_each(&history_asks)
+            .await?
+            .into_iter()
+            .map(|(k, sid, at)| (k, (sid, at)))
+            .collect();
+
         // Rules 2 and 3: the leases around each call, from the ledger and the live store.
         let shown = self.storage.last_session_shown_each(&shown_asks).await?;
         let mut holder_ids: HashMap<Key, Vec<String>> = HashMap::new();
@@ -467,6 +527,7 @@ impl Attributor {
             .flatten()
             .cloned()
             .chain(shown.iter().map(|(_, sid)| sid.clone()))
+            .chain(history.values().map(|(sid, _)| sid.clone()))
             .collect();
         let mut sessions: HashMap<String, SessionRow> = self
             .storage
@@ -547,39 +608,59 @@ impl Attributor {
         );
         let shown: HashMap<Key, String> = shown.into_iter().collect();
 
-        Ok(plans
-            .into_iter()
-            .enumerate()
-            .map(|(k, plan)| {
-                let key = k as Key;
-                let at = calls[k].call.started_at;
-                match plan {
-                    Plan::Unattributed => Some(unattributed()),
-                    Plan::Unleased { pool, confidence } => Some(unleased_attribution(
-                        pool,
-                        confidence,
-                        shown.get(&key).and_then(|sid| sessions.get(sid)),
-                    )),
-                    Plan::Leased { .. } if waits[k] => None,
-                    Plan::Leased { window_ms } => {
-                        let verdict = decide(
-                            holders.remove(&key).unwrap_or_default(),
-                            ended.get(&key).cloned(),
-                            at,
-                            window_ms,
-                        );
-                        let chosen = verdict
-                            .session_id
-                            .as_ref()
-                            .and_then(|sid| sessions.get(sid));
-                        let mut a = chosen.map_or_else(unattributed, from_session);
-                        a.confidence = verdict.confidence.as_str().to_owned();
-                        a.candidates = verdict.others;
-                        Some(a)
+        // Decided in call order, so that a caller's earlier call in this same batch is their
+        // history for the later one.
+        let mut order: Vec<usize> = (0..calls.len()).collect();
+        order.sort_by_key(|&k| (calls[k].call.started_at, k));
+        let mut in_batch: HashMap<(&str, &str, &str), (String, Millis)> = HashMap::new();
+        let mut decided: Vec<Option<CallAttribution>> = vec![None; calls.len()];
+        let mut plans: Vec<Option<Plan>> = plans.into_iter().map(Some).collect();
+        for k in order {
+            let key = k as Key;
+            let c = &calls[k].call;
+            let at = c.started_at;
+            decided[k] = match plans[k].take().expect("each plan once") {
+                Plan::Unattributed => Some(unattributed()),
+                Plan::Unleased { pool, confidence } => Some(unleased_attribution(
+                    pool,
+                    confidence,
+                    shown.get(&key).and_then(|sid| sessions.get(sid)),
+                )),
+                Plan::Leased { .. } if waits[k] => None,
+                Plan::Leased { window_ms } => {
+                    let holders = holders.remove(&key).unwrap_or_default();
+                    let holder_ids: Vec<String> =
+                        holders.iter().map(|h| h.session_id.clone()).collect();
+                    let verdict = decide(holders, ended.get(&key).cloned(), at, window_ms);
+                    let caller_key = c
+                        .caller_number
+                        .as_deref()
+                        .map(|caller| (c.property_id.as_str(), c.tracking_number.as_str(), caller));
+                    let earlier = [
+                        history.get(&key),
+                        caller_key.as_ref().and_then(|ck| in_batch.get(ck)),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .filter(|(sid, _)| sessions.contains_key(sid))
+                    .max_by_key(|(_, at)| *at)
+                    .map(|(sid, _)| sid.clone());
+                    let verdict = with_history(verdict, &holder_ids, earlier.as_deref());
+                    if let (Some(ck), Some(sid)) = (caller_key, &verdict.session_id) {
+                        in_batch.insert(ck, (sid.clone(), at));
                     }
+                    let chosen = verdict
+                        .session_id
+                        .as_ref()
+                        .and_then(|sid| sessions.get(sid));
+                    let mut a = chosen.map_or_else(unattributed, from_session);
+                    a.confidence = verdict.confidence.as_str().to_owned();
+                    a.candidates = verdict.others;
+                    Some(a)
                 }
-            })
-            .collect())
+            };
+        }
+        Ok(decided)
     }
 }
 
@@ -680,6 +761,44 @@ mod tests {
             session_id: id.into(),
             last_active,
         }
+    }
+
+    #[test]
+    fn the_callers_history_decides_unless_their_visit_holds_the_number_alone() {
+        let now = 10 * H;
+        let holding = |ids: &[&str]| -> (Verdict, Vec<String>) {
+            let holders: Vec<Holder> = ids.iter().map(|id| holder(id, now - 60_000)).collect();
+            let names = ids.iter().map(|id| (*id).to_owned()).collect();
+            (decide(holders, None, now, 24 * H), names)
+        };
+        // No history: the leases' verdict.
+        let (v, ids) = holding(&["b"]);
+        assert_eq!(with_history(v.clone(), &ids, None), v);
+        // The caller's own visit still holds the number alone: the same visit, `exact`.
+        let (v, ids) = holding(&["a"]);
+        assert_eq!(with_history(v.clone(), &ids, Some("a")), v);
+        // The number passed to b: the caller's visit, b the other candidate.
+        let (v, ids) = holding(&["b"]);
+        let r = with_history(v, &ids, Some("a"));
+        assert_eq!(r.confidence, Confidence::Repeat);
+        assert_eq!(r.session_id.as_deref(), Some("a"));
+        assert_eq!(r.others, ["b"]);
+        // Shared by a and c: the history picks a out.
+        let (v, ids) = holding(&["a", "c"]);
+        let r = with_history(v, &ids, Some("a"));
+        assert_eq!(
+            (r.confidence, r.session_id.as_deref()),
+            (Confidence::Repeat, Some("a"))
+        );
+        assert_eq!(r.others, ["c"]);
+        // Nobody holds it; the last holder was someone else: named as the other candidate.
+        let v = decide(Vec::new(), Some(("d".into(), now - H)), now, 24 * H);
+        let r = with_history(v, &[], Some("a"));
+        assert_eq!(
+            (r.confidence, r.session_id.as_deref()),
+            (Confidence::Repeat, Some("a"))
+        );
+        assert_eq!(r.others, ["d"]);
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl CallsQuery {
         {
             return Err(FieldError::new(
                 "confidence",
-                "must be one of source, exact, shared, overflow, expired, none",
+                "must be one of source, exact, shared, overflow, expired, repeat, none",
             ));
         }
         // Exactly as documented (the webhooks' parser also takes Twilio's other spellings).

@@ -130,8 +130,8 @@ impl PartialSchema for crate::attribution::Confidence {
     fn schema() -> RefOr<Schema> {
         names(
             "How sure the attribution is: `source` (a source pool's number), `exact` (one session \
-             held the number), `shared`, `overflow`, `expired` (a session whose lease had ended) \
-             or `none`.",
+             held the number), `shared`, `overflow`, `expired` (a session whose lease had ended), \
+             `repeat` (the caller called this number before from that visit) or `none`.",
             Self::ALL.map(Self::as_str),
         )
     }

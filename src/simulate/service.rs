@@ -155,12 +155,14 @@ impl Service {
     pub(super) async fn start(settings: &Settings, config: &SimConfig) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("a temporary folder for the simulation")?;
         let mut settings = settings.clone();
+        // A folder the service creates itself (0700), inside the temporary one.
+        let data = dir.path().join("data");
         if settings.database_url.expose_secret() == DEFAULT_DATABASE_URL {
             settings.database_url =
-                SecretString::from(format!("sqlite://{}", dir.path().join("sim.db").display()));
+                SecretString::from(format!("sqlite://{}", data.join("sim.db").display()));
         }
         settings.migrate_on_start = true;
-        settings.spool_dir = dir.path().join("spool");
+        settings.spool_dir = data.join("spool");
         settings.bind = "127.0.0.1:0".parse()?;
         let token = driven(&mut settings)?;
         let clock = ManualClock::new(START_MS);

@@ -166,6 +166,43 @@ impl Storage {
             .collect()
     }
 
+    /// For each `(key, account, property, tracking number, caller, since, at)`: the session the
+    /// caller's latest earlier call (in `[since, at)`) to that number was attributed to. Keys
+    /// with none are left out. An erased caller has a stand-in for a number, so no history.
+    pub async fn caller_history_each(
+        &self,
+        asks: &[(Key, &str, &str, &str, &str, Millis, Millis)],
+    ) -> StorageResult<Vec<(Key, String, Millis)>> {
+        let rows = asks
+            .iter()
+            .map(|(k, account, property, number, caller, since, at)| {
+                vec![
+                    i(*k),
+                    t(account),
+                    t(property),
+                    t(number),
+                    t(caller),
+                    i(*since),
+                    i(*at),
+                ]
+            })
+            .collect();
+        let found = self
+            .fetch_with_values(
+                "q(k, account_id, property_id, number, caller, since, at)",
+                7,
+                rows,
+                "SELECT q.k, c.session_id, c.started_at FROM q JOIN calls c ON c.id = \
+                 (SELECT c2.id FROM calls c2 WHERE c2.account_id = q.account_id \
+                 AND c2.caller_number = q.caller AND c2.started_at >= q.since \
+                 AND c2.started_at < q.at AND c2.property_id = q.property_id \
+                 AND c2.tracking_number = q.number AND c2.session_id IS NOT NULL \
+                 ORDER BY c2.started_at DESC, c2.id LIMIT 1)",
+            )
+            .await?;
+        keyed_sessions_at(&found, "started_at")
+    }
+
     /// For each `(key, pool, number, at)`: the session whose lease of the number ended last at
     /// or before `at`, and when (keys with none are left out).
     pub async fn last_lease_ended_each(
@@ -186,16 +223,7 @@ impl Storage {
                  AND l2.ends_at <= q.at ORDER BY l2.ends_at DESC, l2.session_id LIMIT 1)",
             )
             .await?;
-        found
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("k")?,
-                    r.try_get("session_id")?,
-                    r.try_get("ends_at")?,
-                ))
-            })
-            .collect()
+        keyed_sessions_at(&found, "ends_at")
     }
 
     /// For each `(key, session, at)`: when the session last viewed a page at or before `at`
@@ -524,4 +552,11 @@ fn neighbours(calls: &[CallerCall], at: usize) -> impl Iterator<Item = &CallerCa
     let next = calls[at + 1..].iter().find(same);
     let next_in_account = calls.get(at + 1);
     previous.into_iter().chain(next).chain(next_in_account)
+}
+
+/// Rows of `(k, session_id, <time column>)`.
+fn keyed_sessions_at(rows: &[AnyRow], time: &str) -> StorageResult<Vec<(Key, String, Millis)>> {
+    rows.iter()
+        .map(|r| Ok((r.try_get("k")?, r.try_get("session_id")?, r.try_get(time)?)))
+        .collect()
 }

@@ -166,6 +166,7 @@ with_twilio_on_every_stack!(
     a_shared_number_names_the_most_recently_active_session,
     the_overflow_number_and_a_source_number_carry_their_pools_attribution,
     a_call_after_the_lease_is_expired_within_the_window_and_none_after,
+    a_repeat_caller_on_a_reassigned_number_is_credited_to_their_own_visit,
 );
 
 async fn a_call_on_a_leased_number_is_exact_and_a_second_call_is_a_repeat(app: TestApp) {
@@ -221,7 +222,9 @@ async fn a_call_on_a_leased_number_is_exact_and_a_second_call_is_a_repeat(app: T
     assert_eq!(second.first_call_id.as_deref(), Some(first.id.as_str()));
     let detail = call_json(&app, &second.id).await;
     assert_eq!(detail["first_time"], false);
-    assert_eq!(detail["attribution"]["confidence"], "expired");
+    // The caller's own history names the visit (the lease's past would too).
+    assert_eq!(detail["attribution"]["confidence"], "repeat");
+    assert_eq!(detail["attribution"]["session_id"], visit["session"]);
     assert_eq!(detail["first_touch"]["confidence"], "exact");
     assert_eq!(detail["first_touch"]["campaign"], "spring_sale");
 }
@@ -338,6 +341,72 @@ async fn a_call_after_the_lease_is_expired_within_the_window_and_none_after(app:
     assert_eq!(attr.confidence, "none");
     assert_eq!(attr.channel, "Unattributed");
     assert_eq!(attr.session_id, None);
+}
+
+/// The number passed to another visitor since the caller's first call: the caller, redialling
+/// it, is credited to their own visit (`repeat`, the holder named as the other candidate); a
+/// new caller on it to its holder (`exact`); a withheld number has no history; an erased caller
+/// neither.
+async fn a_repeat_caller_on_a_reassigned_number_is_credited_to_their_own_visit(app: TestApp) {
+    const NUMBER: &str = "+14155550160";
+    let property_id = property(&app).await;
+    app.pool_with(
+        &property_id,
+        json!({"name": "One", "kind": "session", "lease_minutes": 30, "numbers": [NUMBER]}),
+    )
+    .await;
+    let key = app.storage.list_properties(&app.account_id).await.unwrap()[0]
+        .public_key
+        .clone();
+    let first = app.new_visitor(&key, PAID_URL).await;
+    assert_eq!(first["number"], NUMBER);
+    dial(&app, "CArep1", CALLER, NUMBER).await;
+    let call = attributed(&app, "CArep1").await.attribution.unwrap();
+    assert_eq!(call.confidence, "exact");
+
+    // Two hours on, the number is another visitor's.
+    app.advance_minutes(120);
+    let second = app
+        .new_visitor(
+            &key,
+            "https://www.acme.example/?utm_source=newsletter&utm_medium=email",
+        )
+        .await;
+    assert_eq!(second["number"], NUMBER);
+    dial(&app, "CArep2", CALLER, NUMBER).await;
+    let call = attributed(&app, "CArep2").await.attribution.unwrap();
+    assert_eq!(call.confidence, "repeat");
+    assert_eq!(call.session_id.as_deref(), first["session"].as_str());
+    assert_eq!(call.channel, "Paid Search");
+    assert_eq!(call.candidates, [second["session"].as_str().unwrap()]);
+    // And again: the history holds.
+    dial(&app, "CArep3", CALLER, NUMBER).await;
+    let call = attributed(&app, "CArep3").await.attribution.unwrap();
+    assert_eq!(call.confidence, "repeat");
+    assert_eq!(call.session_id.as_deref(), first["session"].as_str());
+
+    // Someone the service never heard from calls the number they are shown: its holder.
+    dial(&app, "CAnew", "+14155557001", NUMBER).await;
+    let call = attributed(&app, "CAnew").await.attribution.unwrap();
+    assert_eq!(call.confidence, "exact");
+    assert_eq!(call.session_id.as_deref(), second["session"].as_str());
+    // A withheld number has no history.
+    dial(&app, "CAanon", "+266696687", NUMBER).await;
+    let call = attributed(&app, "CAanon").await.attribution.unwrap();
+    assert_eq!(call.confidence, "exact");
+
+    // An erased caller has no history either.
+    let res = app
+        .delete(
+            &format!("/v1/callers/{}", CALLER.replace('+', "%2B")),
+            &app.api_key,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    dial(&app, "CArep4", CALLER, NUMBER).await;
+    let call = attributed(&app, "CArep4").await.attribution.unwrap();
+    assert_eq!(call.confidence, "exact");
+    assert_eq!(call.session_id.as_deref(), second["session"].as_str());
 }
 
 /// A tracked property with one leased call in progress: (property id, tracking number).

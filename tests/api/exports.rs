@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::calls::{CALLER, property, twilio_app};
+use crate::calls::{property, twilio_app};
 use crate::helpers::{Backend, TestApp, error_of};
 use crate::outcomes::call_through;
 
@@ -13,7 +13,8 @@ const MAY_28_1626: i64 = 1_780_000_000_000;
 const HOUR: i64 = 3_600_000;
 
 /// A visitor lands (from an ad click when `gclid` is given) and calls the number shown at
-/// `at`, talking `talk_s` seconds. Returns the completed call.
+/// `at` from a phone of their own (each visit is another person: one caller's calls would be
+/// credited to their first visit), talking `talk_s` seconds. Returns the completed call.
 async fn call_after_visit(
     app: &TestApp,
     key: &str,
@@ -34,7 +35,13 @@ async fn call_after_visit(
         .as_str()
         .unwrap()
         .to_owned();
-    call_through(app, sid, CALLER, &number, talk_s).await
+    let caller = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sid.hash(&mut h);
+        format!("+1415555{:04}", 2000 + h.finish() % 7000)
+    };
+    call_through(app, sid, &caller, &number, talk_s).await
 }
 
 async fn convert(app: &TestApp, call: &Value, name: &str, value: f64, at: i64) {
