@@ -313,12 +313,14 @@ impl Dni {
             return None;
         }
         let answer = self.answer(config, sid, pool, &meta, &touched, now);
+        // A source pool's session lives in the property's bucket: its pool is in its meta.
+        let shown_from = pool.or_else(|| meta.pool.as_deref().and_then(|id| config.pool(id)));
         self.ledger.record(LedgerEvent::SessionSeen(SessionSeen {
             id: sid.to_owned(),
             last_seen_at: now,
             page_views: touched.page_views,
             number: Some(answer.number.clone()),
-            assignment: assignment(pool, &touched.lease).to_owned(),
+            assignment: assignment(shown_from, &touched.lease).to_owned(),
             // GA sets its cookie after its own script runs, which may be after ours: a later
             // page view can bring the id the first one lacked.
             ga_client_id: req.ga_client_id(),

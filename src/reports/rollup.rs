@@ -137,7 +137,10 @@ fn call_counters(call: &DayCall) -> Counters {
         n.0[c::TALK_S_SUM] = talk;
         n.0[c::TALK_N] = 1;
     }
-    n.0[c::BLOCKED] = i64::from(matches!(call.status.as_str(), "busy" | "failed"));
+    // The caller got no one: their own leg, or the leg to the business, busy or failed.
+    let blocked = |s: &str| matches!(s, "busy" | "failed");
+    n.0[c::BLOCKED] =
+        i64::from(blocked(&call.status) || call.dial_status.as_deref().is_some_and(blocked));
     n.0[c::ABANDONED] = i64::from(ended && !answered && call.duration_s.unwrap_or(0) < ABANDON_S);
     match call.disposition.as_deref() {
         Some("appointment") => n.0[c::APPOINTMENTS] = 1,
@@ -373,6 +376,7 @@ mod tests {
             status: "completed".into(),
             status_rank: 3,
             outcome: Some("answered".into()),
+            dial_status: Some("completed".into()),
             started_at: at,
             answered_at: Some(at + 12_000),
             duration_s: Some(125),
@@ -431,6 +435,22 @@ mod tests {
         assert_eq!(n.0[c::CONVERSIONS], 2);
         assert_eq!(n.0[c::CSAT_SATISFIED], 1);
         assert_eq!(n.0[c::NEW_CALLERS_NO_REPEAT], 1);
+    }
+
+    #[test]
+    fn a_caller_who_got_a_busy_or_failed_business_line_is_blocked() {
+        let at = 1_780_000_000_000;
+        let mut busy_line = call(at);
+        busy_line.outcome = Some("missed".into());
+        busy_line.dial_status = Some("busy".into());
+        assert_eq!(call_counters(&busy_line).0[c::BLOCKED], 1);
+        busy_line.dial_status = Some("no-answer".into());
+        assert_eq!(call_counters(&busy_line).0[c::BLOCKED], 0);
+        let mut failed = call(at);
+        failed.status = "failed".into();
+        failed.dial_status = None;
+        assert_eq!(call_counters(&failed).0[c::BLOCKED], 1);
+        assert_eq!(call_counters(&call(at)).0[c::BLOCKED], 0);
     }
 
     #[test]

@@ -131,6 +131,9 @@ pub struct DayCall {
     pub status: String,
     pub status_rank: i64,
     pub outcome: Option<String>,
+    /// How the leg to the business ended (`DialCallStatus`): `busy` or `failed` is a caller
+    /// who got no one, though the caller's own leg `completed`.
+    pub dial_status: Option<String>,
     pub started_at: Millis,
     pub answered_at: Option<Millis>,
     pub duration_s: Option<i64>,
@@ -362,7 +365,7 @@ pub(super) async fn mark_hours(
 // Neighbours by `ORDER BY ... LIMIT 1`, not MAX/MIN: PostgreSQL runs a filtered MAX over the
 // caller's whole history, which for a caller with thousands of calls made a day's rebuild
 // quadratic; the ordered scan stops at the first match.
-const DAY_CALL_SQL: &str = "SELECT c.pool_id, c.status, c.status_rank, c.outcome, c.started_at, \
+const DAY_CALL_SQL: &str = "SELECT c.pool_id, c.status, c.status_rank, c.outcome, c.dial_status, c.started_at, \
      c.answered_at, c.duration_s, c.talk_s, c.confidence, c.channel, c.source, c.medium, \
      c.campaign, c.term, c.landing_url, c.visitor_city, c.visitor_region, c.caller_city, \
      c.caller_state, c.first_call_id, c.disposition, c.csat, c.qualified, \
@@ -397,6 +400,7 @@ fn day_call(r: &AnyRow) -> StorageResult<DayCall> {
         status: r.try_get("status")?,
         status_rank: r.try_get("status_rank")?,
         outcome: r.try_get("outcome")?,
+        dial_status: r.try_get("dial_status")?,
         started_at: r.try_get("started_at")?,
         answered_at: r.try_get("answered_at")?,
         duration_s: r.try_get("duration_s")?,

@@ -352,6 +352,15 @@ async fn source_pools_show_one_static_number_without_a_lease(app: TestApp) {
         .returning_visitor(&key, a["session"].as_str().unwrap())
         .await;
     assert_eq!(again["number"], "+14155550500");
+    // The returning view keeps the session's assignment (it used to be written over as `none`).
+    app.flush_ledger().await;
+    let (row, _) = app
+        .storage
+        .session_with_last_lease(a["session"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.assignment.as_str(), row.page_views), ("source", 2));
     // A visit the pool does not match, on a property with no default pool: the default number.
     let other = app.new_visitor(&key, "https://www.acme.example/").await;
     assert_eq!(other["number"], "+14155550100");
