@@ -263,6 +263,11 @@ pub fn summary(r: &RunReport) -> String {
     let _ = writeln!(out, "  calls                  {}", s.total.calls);
     let _ = writeln!(
         out,
+        "  all calls right        {}  (the headline: every call, whenever it came)",
+        pct(s.total.accuracy())
+    );
+    let _ = writeln!(
+        out,
         "  exact-correct          {}  (attributed to the session that showed the number)",
         s.total.correct
     );
@@ -274,10 +279,12 @@ pub fn summary(r: &RunReport) -> String {
         s.channel_right
     );
     let _ = writeln!(out);
+    // Per confidence level, the share of its calls that are right is its precision: the
+    // promise a marketer reads in the label.
     let _ = writeln!(
         out,
         "  {:<16} {:>6} {:>8} {:>6} {:>13} {:>9}",
-        "by confidence", "calls", "correct", "wrong", "unattributed", "accuracy"
+        "by confidence", "calls", "correct", "wrong", "unattributed", "precision"
     );
     for (name, t) in &s.by_confidence {
         let _ = writeln!(
@@ -294,7 +301,7 @@ pub fn summary(r: &RunReport) -> String {
     let _ = writeln!(
         out,
         "  {:<16} {:>6} {:>8} {:>6} {:>13} {:>9}",
-        "by call timing", "", "", "", "", ""
+        "by call timing", "", "", "", "", "accuracy"
     );
     for timing in CallTiming::ALL {
         let t = s.by_timing.get(timing.name()).copied().unwrap_or_default();
