@@ -58,6 +58,9 @@ pub struct SimulateArgs {
     /// Share of callers who call again.
     #[arg(long, default_value_t = 0.15)]
     pub repeat_share: f64,
+    /// Share of callers who withhold their number (the carrier sends an anonymous `From`).
+    #[arg(long, default_value_t = 0.05)]
+    pub withheld_share: f64,
     /// Share of visitors who come back for another visit.
     #[arg(long, default_value_t = 0.15)]
     pub return_share: f64,
@@ -108,6 +111,7 @@ impl SimulateArgs {
                 during_share: self.during_share,
                 after_share: self.after_share,
                 repeat_share: self.repeat_share,
+                withheld_share: self.withheld_share,
                 return_share: self.return_share,
                 ..TrafficModel::default()
             },
@@ -132,6 +136,7 @@ pub async fn run_command(settings: Settings, args: SimulateArgs) -> anyhow::Resu
         ("--during-share", args.during_share),
         ("--after-share", args.after_share),
         ("--repeat-share", args.repeat_share),
+        ("--withheld-share", args.withheld_share),
         ("--return-share", args.return_share),
     ] {
         anyhow::ensure!(

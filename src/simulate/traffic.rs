@@ -427,6 +427,9 @@ pub struct TrafficModel {
     pub after_share: f64,
     /// Share of callers who call a second time.
     pub repeat_share: f64,
+    /// Share of callers who withhold their number: Twilio's `From` is then `+266696687`
+    /// ("anonymous"), and the service has no caller to remember.
+    pub withheld_share: f64,
     /// Share of visitors who come back for a second visit (with their stored session).
     pub return_share: f64,
     /// Share of visitors whose browser has a Google Analytics `_ga` cookie.
@@ -514,6 +517,7 @@ impl Default for TrafficModel {
             during_share: 0.5,
             after_share: 0.3,
             repeat_share: 0.15,
+            withheld_share: 0.05,
             return_share: 0.15,
             ga_share: 0.6,
             offline_calls_per_day: 0.0,
@@ -610,7 +614,7 @@ impl TrafficModel {
                     ip: ip_of(first + i),
                     user_agent: USER_AGENTS[0],
                     ga_client_id: None,
-                    phone: phone_of(first + i),
+                    phone: self.phone_of(first + i),
                     city: city_of(first + i),
                     visits: Vec::new(),
                     calls,
@@ -671,7 +675,7 @@ impl TrafficModel {
             ip: ip_of(index),
             user_agent: USER_AGENTS[rng.random_range(0..USER_AGENTS.len())],
             ga_client_id,
-            phone: phone_of(index),
+            phone: self.phone_of(index),
             city: city_of(index),
             visits,
             calls,
@@ -813,6 +817,22 @@ fn city_of(index: usize) -> (&'static str, &'static str) {
     (CITIES[0].0, CITIES[0].1)
 }
 
+impl TrafficModel {
+    /// The number a visitor calls from, or Twilio's anonymous `From` for the share who
+    /// withhold it; fixed by the index, so every call of a visitor comes from the same phone
+    /// (and no draw from the run's stream: adding it left every seed's traffic as it was).
+    fn phone_of(&self, index: usize) -> String {
+        let draw = ((index as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 40) % 10_000;
+        if (draw as f64) < self.withheld_share * 10_000.0 {
+            return WITHHELD.to_owned();
+        }
+        phone_of(index)
+    }
+}
+
+/// Twilio's `From` for a caller who withholds their number.
+const WITHHELD: &str = "+266696687";
+
 /// A distinct, valid US number per visitor (NANP: area code, exchange 200-999, line).
 fn phone_of(index: usize) -> String {
     const AREAS: [u32; 6] = [415, 510, 650, 408, 925, 707];
@@ -945,6 +965,21 @@ mod tests {
         for bad in ["paid", "tv=3", "paid=-1", "paid=0", ""] {
             assert!(bad.parse::<ChannelMix>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_share_of_callers_withhold_their_number_always_the_same_ones() {
+        let model = TrafficModel::default();
+        let withheld = (0..20_000)
+            .filter(|&i| model.phone_of(i) == WITHHELD)
+            .count();
+        assert!((800..1_200).contains(&withheld), "{withheld} of 20 000");
+        assert_eq!(model.phone_of(12), model.phone_of(12));
+        let none = TrafficModel {
+            withheld_share: 0.0,
+            ..TrafficModel::default()
+        };
+        assert!((0..20_000).all(|i| none.phone_of(i) != WITHHELD));
     }
 
     #[test]
