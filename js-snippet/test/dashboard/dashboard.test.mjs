@@ -227,6 +227,7 @@ test('sign in, pick the property and range: totals, chart, tables, heat map, cal
   assert.equal(await text(page, 'table[data-report="service"] tr[data-figure="service_level"] td.num:nth-of-type(2)'), '≥ 80.0%');
   assert.equal(await text(page, 'table[data-report="service"] tr[data-figure="service_level"] td.standing'), 'better');
   assert.equal(await text(page, 'table[data-report="pools"] tr[data-pool="All"] td[data-figure="numbers"]'), '12');
+  assert.equal(await text(page, 'table[data-report="pools"] tr[data-pool="All"] td[data-figure="budget_refusals"]'), '0');
 
   await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
   assert.deepEqual(errors, []);

@@ -372,6 +372,7 @@ fn pool_table(shown: &Shown<'_>) -> Markup {
                         th.num scope="col" { "Utilisation" }
                         th.num scope="col" { "Peak leased" }
                         th.num scope="col" { "Exhaustions" }
+                        th.num scope="col" title="New visitors refused a free number: the pool's budget of new leases for the minute was spent (a burst, or a pool being drained)" { "Over budget" }
                         th.num scope="col" { "Chance of exhaustion" }
                         th.num scope="col" { "Recommended size" }
                     } }
@@ -384,6 +385,7 @@ fn pool_table(shown: &Shown<'_>) -> Markup {
                                 td.num data-figure="utilisation" { (format!("{:.0}%", h.utilisation * 100.0)) }
                                 td.num data-figure="peak_concurrent_leases" { (h.peak_concurrent_leases) }
                                 td.num data-figure="exhaustion_events" { (h.exhaustion_events) }
+                                td.num data-figure="budget_refusals" { (h.budget_refusals) }
                                 td.num data-figure="exhaustion_probability" { (format!("{:.1}%", h.exhaustion_probability * 100.0)) }
                                 td.num data-figure="recommended_size" { (h.recommended_size) }
                             }
