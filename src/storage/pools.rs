@@ -218,20 +218,30 @@ async fn insert_numbers(
     monthly_cost: Option<f64>,
     (now, quarantine): (Millis, Millis),
 ) -> StorageResult<Vec<TrackingNumber>> {
+    // One look for the whole list (in chunks), not one per number.
+    let mut quarantined = std::collections::HashSet::new();
+    for chunk in numbers.chunks(500) {
+        let list: Vec<String> = (3..3 + chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT DISTINCT e164 FROM tracking_numbers WHERE account_id <> $1 \
+             AND retired_at IS NOT NULL AND retired_at > $2 AND e164 IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .bind(now - quarantine);
+        for number in chunk {
+            query = query.bind(number.as_str());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            quarantined.insert(row.try_get::<String, _>("e164")?);
+        }
+    }
+    if let Some(first) = numbers.iter().find(|n| quarantined.contains(n.as_str())) {
+        return Err(StorageError::NumberQuarantined(first.to_string()));
+    }
     let mut added = Vec::with_capacity(numbers.len());
     for number in numbers {
-        let quarantined = sqlx::query(
-            "SELECT 1 AS q FROM tracking_numbers WHERE e164 = $1 AND account_id <> $2 \
-             AND retired_at IS NOT NULL AND retired_at > $3 LIMIT 1",
-        )
-        .bind(number.as_str())
-        .bind(account_id)
-        .bind(now - quarantine)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if quarantined.is_some() {
-            return Err(StorageError::NumberQuarantined(number.to_string()));
-        }
         let result = sqlx::query(
             "INSERT INTO tracking_numbers (id, account_id, pool_id, e164, monthly_cost_micros, added_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -25,12 +25,21 @@ pub enum Proof {
     Unknown(String),
 }
 
+/// One client for every question, built on first use: building one loads the TLS roots, and a
+/// pool of numbers asks once per number.
 fn client() -> Result<reqwest::Client, Proof> {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
         .map_err(|e| Proof::Unknown(format!("building the client: {e}")))
 }
 
