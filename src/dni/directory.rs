@@ -241,13 +241,7 @@ mod tests {
     #[tokio::test]
     async fn a_burst_of_misses_for_one_key_asks_the_database_once() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::connect(
-            &format!("sqlite://{}/sb.db", dir.path().display()),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        storage.migrate().await.unwrap();
+        let storage = Storage::migrated_sqlite_in(dir.path()).await;
         let account = storage.create_account("A", 0).await.unwrap().account;
         let property = NewProperty::parse(PropertyInput {
             name: "Acme",

@@ -203,6 +203,19 @@ impl Storage {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// A migrated SQLite database in `dir` (unit tests).
+    #[cfg(test)]
+    pub(crate) async fn migrated_sqlite_in(dir: &Path) -> Self {
+        let storage = Self::connect(
+            &format!("sqlite://{}/sb.db", dir.display()),
+            &PoolSettings::default(),
+        )
+        .await
+        .expect("a SQLite database in a temporary folder");
+        storage.migrate().await.expect("migrations");
+        storage
+    }
 }
 
 /// The connection and pool options for `url` (shared by eager and lazy connections).

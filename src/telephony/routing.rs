@@ -315,7 +315,6 @@ fn read_snapshot(path: &Path) -> io::Result<Option<HashMap<String, RouteRow>>> {
 mod tests {
     use super::*;
     use crate::domain::{NewPool, NewProperty, PoolInput, PoolKind, PropertyInput};
-    use crate::storage::PoolSettings;
 
     fn route(number: &str, forward_to: &str) -> RouteRow {
         RouteRow {
@@ -390,13 +389,7 @@ mod tests {
     #[tokio::test]
     async fn refreshes_keep_the_snapshot_and_a_start_without_the_database_reads_it() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::connect(
-            &format!("sqlite://{}/sb.db", dir.path().display()),
-            &PoolSettings::default(),
-        )
-        .await
-        .unwrap();
-        storage.migrate().await.unwrap();
+        let storage = Storage::migrated_sqlite_in(dir.path()).await;
         let path = dir.path().join("spool").join(SNAPSHOT_FILE);
 
         // An empty database: the refresh succeeds, nothing changed, nothing written.
