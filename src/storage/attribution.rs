@@ -109,37 +109,36 @@ impl Storage {
 
     /// Properties by id (missing ones are left out).
     pub async fn properties_by_ids(&self, ids: &BTreeSet<String>) -> StorageResult<Vec<Property>> {
-        let rows = self
-            .fetch_by_ids(
-                ids,
-                &format!(
-                    "SELECT {PROPERTY_COLUMNS} FROM properties WHERE id IN (SELECT id FROM q)"
-                ),
-            )
-            .await?;
-        rows.iter().map(property_from_row).collect()
+        self.rows_by_ids(ids, PROPERTY_COLUMNS, "properties", property_from_row)
+            .await
     }
 
     /// Pools by id, without their numbers (missing ones are left out).
     pub async fn pools_by_ids(&self, ids: &BTreeSet<String>) -> StorageResult<Vec<Pool>> {
-        let rows = self
-            .fetch_by_ids(
-                ids,
-                &format!("SELECT {POOL_COLUMNS} FROM pools WHERE id IN (SELECT id FROM q)"),
-            )
-            .await?;
-        rows.iter().map(pool_from_row).collect()
+        self.rows_by_ids(ids, POOL_COLUMNS, "pools", pool_from_row)
+            .await
     }
 
     /// Sessions by id (missing ones are left out).
     pub async fn sessions_by_ids(&self, ids: &BTreeSet<String>) -> StorageResult<Vec<SessionRow>> {
-        let rows = self
-            .fetch_by_ids(
-                ids,
-                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id IN (SELECT id FROM q)"),
-            )
-            .await?;
-        rows.iter().map(session_from_row).collect()
+        self.rows_by_ids(ids, SESSION_COLUMNS, "sessions", session_from_row)
+            .await
+    }
+
+    /// `columns` of the rows of `table` with these ids, each read by `from_row`.
+    async fn rows_by_ids<T>(
+        &self,
+        ids: &BTreeSet<String>,
+        columns: &str,
+        table: &str,
+        from_row: fn(&AnyRow) -> StorageResult<T>,
+    ) -> StorageResult<Vec<T>> {
+        let sql = format!("SELECT {columns} FROM {table} WHERE id IN (SELECT id FROM q)");
+        self.fetch_by_ids(ids, &sql)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     /// For each `(key, pool, number, at)`: the sessions whose leases of the number covered `at`.
